@@ -1,0 +1,81 @@
+"""The `medallion` command: the sample source system and the end-to-end demo."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import date
+
+from medallion_assets.engine.metadata import MetadataError
+from medallion_assets.engine.paths import DATA_DIR_ENV, resolve_data_dir
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {value}")
+    return number
+
+
+def _sizing(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=42, help="random seed; the same seed gives the same sample")
+    parser.add_argument("--days", type=_positive, default=14, help="daily extracts to simulate (default 14)")
+    parser.add_argument("--customers", type=_positive, default=2_000, help="customers at the end (default 2,000)")
+    parser.add_argument("--order-lines", type=_positive, default=20_000, help="order lines at the end (default 20,000)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medallion", description=__doc__)
+    parser.add_argument(
+        "--data-dir", help=f"data root (default: ${DATA_DIR_ENV}, else data/ of the checkout)", default=None
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="generate the sample if absent, then run every layer for every day")
+    _sizing(demo)
+
+    sample = commands.add_parser("sample", help="the sample source system")
+    sample_commands = sample.add_subparsers(dest="sample_command", required=True)
+    generate = sample_commands.add_parser("generate", help="write the sample database and N days of landing files")
+    _sizing(generate)
+    generate.add_argument("--start-date", type=date.fromisoformat, default=None, help="first day (default: partition start)")
+    advance = sample_commands.add_parser("advance", help="move the source systems forward by N days")
+    advance.add_argument("--days", type=_positive, default=1)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.data_dir:
+        os.environ[DATA_DIR_ENV] = str(resolve_data_dir(args.data_dir))
+    data_dir = resolve_data_dir()
+    from medallion_assets.engine.extract import SourceUnavailable
+    from medallion_assets.engine.sample import SampleError, advance_sample, generate_sample
+
+    try:
+        if args.command == "demo":
+            from medallion_assets.demo import run_demo
+
+            run_demo(data_dir, seed=args.seed, days=args.days, customers=args.customers, order_lines=args.order_lines)
+        elif args.sample_command == "generate":
+            days = generate_sample(
+                data_dir,
+                seed=args.seed,
+                days=args.days,
+                customers=args.customers,
+                order_lines=args.order_lines,
+                start_date=args.start_date,
+            )
+            print(f"sample written to {data_dir}: {len(days)} days, {days[0]} .. {days[-1]}")
+        else:
+            days = advance_sample(data_dir, days=args.days)
+            print(f"source moved forward to {days[-1]}; materialize its partition to land it")
+    except (SampleError, SourceUnavailable, MetadataError, FileExistsError) as exc:
+        print(f"medallion: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

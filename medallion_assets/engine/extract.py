@@ -1,0 +1,281 @@
+"""Extract source objects into the landing layer.
+
+A landing partition holds what the source looked like when that day's extract ran. Extracts are
+written through a temporary dot-file and renamed, so a crash leaves no file a reader would pick
+up. A source cannot be re-read as of a past day, so an existing extract is kept unless a forced
+re-extract is asked for; a forced re-extract puts the new files in place first and only then
+removes the old ones.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+from medallion_assets.engine.files import atomic_path, copy_file_atomic
+from medallion_assets.engine.paths import (
+    LandingFile,
+    inside,
+    landing_file_path,
+    list_landing_files,
+    parse_landing_file,
+)
+from medallion_assets.engine.sources import DropFolderConnection, DuckDBConnection, SourceObject, SourceSystem
+
+
+class SourceUnavailable(RuntimeError):
+    """The source system cannot be read (missing or locked database, missing drop folder)."""
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    path: Path
+    load_type: str
+    rows: int
+    bytes: int
+
+
+@dataclass
+class ExtractResult:
+    source: str
+    object: str
+    partition_date: date
+    status: str  # "extracted", "kept" or "nothing_new"
+    files: list[WrittenFile] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
+    watermark: datetime | None = None
+    extracted_at: datetime | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(f.rows for f in self.files if f.load_type != "keys")
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.bytes for f in self.files)
+
+
+def plan_load_types(
+    obj: SourceObject, partition_date: date, partition_start: date, previous_watermark: datetime | None
+) -> list[str]:
+    """Which extracts a day gets: full objects a full one; incremental objects a full one on the
+    first day, without a watermark, and every ``full_every_days``; a delta (plus keys) otherwise."""
+    if obj.extract_mode == "full":
+        return ["full"]
+    if obj.extract_mode == "keys":
+        return ["keys"]
+    days_in = (partition_date - partition_start).days
+    if previous_watermark is None or (obj.full_every_days and days_in % obj.full_every_days == 0):
+        return ["full"]
+    return ["delta", "keys"] if obj.keys_extract else ["delta"]
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _literal_path(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _open_database(data_dir: Path, system: SourceSystem) -> duckdb.DuckDBPyConnection:
+    assert isinstance(system.connection, DuckDBConnection)
+    db_path = inside(data_dir, system.connection.database)
+    if not db_path.is_file():
+        raise SourceUnavailable(
+            f"source {system.source!r}: database file {db_path} does not exist "
+            f"(connection.database in its source metadata; for the sample run `medallion sample generate`)"
+        )
+    try:
+        return duckdb.connect(str(db_path), read_only=True)
+    except duckdb.Error as exc:
+        raise SourceUnavailable(f"source {system.source!r}: cannot open database {db_path}: {exc}") from exc
+
+
+def _source_now(con: duckdb.DuckDBPyConnection, system: SourceSystem) -> datetime:
+    query = system.connection.clock_query if isinstance(system.connection, DuckDBConnection) else None
+    if query:
+        try:
+            rows = con.execute(query).fetchall()
+            row = rows[0] if rows else None
+        except duckdb.Error as exc:
+            raise SourceUnavailable(f"source {system.source!r}: connection.clock_query failed: {exc}") from exc
+        if not row or not isinstance(row[0], datetime):
+            raise SourceUnavailable(f"source {system.source!r}: connection.clock_query must return one timestamp")
+        return row[0].replace(microsecond=0, tzinfo=None)
+    return datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
+
+
+def existing_extract(data_dir: Path, system: SourceSystem, obj: SourceObject, partition_date: date) -> list[LandingFile]:
+    return list_landing_files(data_dir, system.source, obj.name, partition_date=partition_date)
+
+
+def describe_landing_file(landing: LandingFile, watermark_column: str | None = None) -> tuple[WrittenFile, datetime | None]:
+    """Rows, bytes and the watermark of a landing file already on disk."""
+    size = landing.path.stat().st_size
+    con = duckdb.connect()
+    try:
+        path = _literal_path(landing.path)
+        reader = {"parquet": "read_parquet", "csv": "read_csv_auto", "json": "read_json_auto"}[landing.format]
+        if landing.format == "parquet" and watermark_column is None:
+            rows = pq.ParquetFile(landing.path).metadata.num_rows
+            return WrittenFile(landing.path, landing.load_type, rows, size), None
+        if watermark_column and landing.load_type != "keys":
+            rows, watermark = con.execute(
+                f"SELECT count(*), max(CAST({_quote(watermark_column)} AS TIMESTAMP)) FROM {reader}({path})"
+            ).fetchall()[0]
+        else:
+            rows, watermark = con.execute(f"SELECT count(*), NULL FROM {reader}({path})").fetchall()[0]
+        return WrittenFile(landing.path, landing.load_type, int(rows), size), watermark
+    finally:
+        con.close()
+
+
+def _keep(data_dir: Path, system: SourceSystem, obj: SourceObject, partition_date: date, files: list[LandingFile]) -> ExtractResult:
+    result = ExtractResult(system.source, obj.name, partition_date, status="kept")
+    watermarks = []
+    for landing in files:
+        written, watermark = describe_landing_file(landing, obj.watermark_column)
+        result.files.append(written)
+        if watermark is not None:
+            watermarks.append(watermark)
+    result.watermark = max(watermarks) if watermarks else None
+    result.extracted_at = max(f.extracted_at for f in files)
+    result.notes.append("extract already landed for this partition; kept (force a re-extract to replace it)")
+    return result
+
+
+def extract_object(
+    data_dir: Path,
+    system: SourceSystem,
+    obj: SourceObject,
+    partition_date: date,
+    *,
+    partition_start: date,
+    previous_watermark: datetime | None = None,
+    force: bool = False,
+    log: Callable[[str], None] = lambda message: None,
+) -> ExtractResult:
+    """Land one object's extract for one day; see the module docstring for the rules."""
+    data_dir = Path(data_dir)
+    if isinstance(system.connection, DropFolderConnection):
+        return land_dropped_files(data_dir, system, obj, partition_date)
+    existing = existing_extract(data_dir, system, obj, partition_date)
+    if existing and not force:
+        return _keep(data_dir, system, obj, partition_date, existing)
+
+    con = _open_database(data_dir, system)
+    try:
+        con.begin()  # one snapshot for the data, the keys and the watermark
+        extracted_at = _source_now(con, system)
+        load_types = plan_load_types(obj, partition_date, partition_start, previous_watermark)
+        result = ExtractResult(system.source, obj.name, partition_date, status="extracted", extracted_at=extracted_at)
+        table = _quote(obj.source_table)
+        columns = ", ".join(_quote(c) for c in obj.columns) if obj.columns else "*"
+        for load_type in load_types:
+            where, params = "", []
+            if load_type == "delta":
+                since = previous_watermark - timedelta(hours=obj.watermark_lookback_hours)
+                where, params = f" WHERE {_quote(obj.watermark_column)} > ?", [since]
+            if load_type == "keys":
+                key_columns = ", ".join(_quote(c) for c in obj.primary_key)
+                query = f"SELECT DISTINCT {key_columns} FROM {table}"
+            else:
+                query = f"SELECT {columns} FROM {table}{where}"
+            final = landing_file_path(data_dir, system.source, obj.name, load_type, partition_date, extracted_at, obj.format)
+            rows = _copy_query(con, query, params, final, obj)
+            result.files.append(WrittenFile(final, load_type, rows, final.stat().st_size))
+            log(f"{system.source}.{obj.name}: {load_type} extract of {rows} rows -> {final}")
+            if load_type != "keys" and obj.watermark_column:
+                (watermark,) = con.execute(
+                    f"SELECT max({_quote(obj.watermark_column)}) FROM {table}{where}", params
+                ).fetchall()[0]
+                result.watermark = watermark or previous_watermark
+        con.commit()
+    except duckdb.Error as exc:
+        raise SourceUnavailable(f"source {system.source!r}, object {obj.name!r}: extract failed: {exc}") from exc
+    finally:
+        con.close()
+    new_paths = {f.path for f in result.files}
+    for old in existing:
+        if old.path not in new_paths:
+            old.path.unlink(missing_ok=True)
+            result.removed.append(old.path)
+    return result
+
+
+def _copy_query(con: duckdb.DuckDBPyConnection, query: str, params: list, final: Path, obj: SourceObject) -> int:
+    """Stream a query into ``final`` through an atomic temporary file; returns the row count."""
+    with atomic_path(final) as temp:
+        relation = con.sql(query, params=params or None)
+        return _write_relation(con, relation, temp, obj)
+
+
+def _write_relation(con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRelation, temp: Path, obj: SourceObject) -> int:
+    if obj.format == "parquet":
+        relation.write_parquet(str(temp), compression="zstd")
+    elif obj.format == "csv":
+        relation.write_csv(
+            str(temp),
+            sep=obj.read_options.get("delimiter", ","),
+            header=bool(obj.read_options.get("header", True)),
+        )
+    else:
+        con.register("extract_batch_arrow", relation.to_arrow_table())
+        try:
+            con.execute(f"COPY extract_batch_arrow TO {_literal_path(temp)} (FORMAT json)")
+        finally:
+            con.unregister("extract_batch_arrow")
+    return _count_rows(temp, obj)
+
+
+def _count_rows(path: Path, obj: SourceObject) -> int:
+    if obj.format == "parquet":
+        return pq.ParquetFile(path).metadata.num_rows
+    with open(path, "rb") as handle:
+        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    if obj.format == "csv" and obj.read_options.get("header", True):
+        lines -= 1
+    return max(lines, 0)
+
+
+def land_dropped_files(data_dir: Path, system: SourceSystem, obj: SourceObject, partition_date: date) -> ExtractResult:
+    """Copy the files dropped on ``partition_date`` (by modification time, UTC) into landing.
+
+    Landing names carry the drop time, so re-running a day copies nothing twice; a file dropped
+    later the same day is picked up by the next run of that day.
+    """
+    assert isinstance(system.connection, DropFolderConnection)
+    folder = inside(data_dir, system.connection.folder)
+    if not folder.is_dir():
+        raise SourceUnavailable(
+            f"source {system.source!r}: drop folder {folder} does not exist (connection.folder in its source metadata)"
+        )
+    result = ExtractResult(system.source, obj.name, partition_date, status="nothing_new")
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if not entry.is_file() or entry.name.startswith(".") or not fnmatch.fnmatch(entry.name, obj.file_pattern or "*"):
+            continue
+        dropped_at = datetime.fromtimestamp(entry.stat().st_mtime, tz=timezone.utc).replace(tzinfo=None, microsecond=0)
+        if dropped_at.date() != partition_date:
+            continue
+        final = landing_file_path(data_dir, system.source, obj.name, "full", partition_date, dropped_at, obj.format)
+        if final.exists():
+            written, _ = describe_landing_file(parse_landing_file(final, system.source))
+            result.files.append(written)
+            result.status = "kept" if result.status != "extracted" else result.status
+            continue
+        copy_file_atomic(Path(entry.path), final)
+        written, _ = describe_landing_file(parse_landing_file(final, system.source))
+        result.files.append(written)
+        result.status = "extracted"
+        result.extracted_at = dropped_at
+        result.notes.append(f"landed {entry.name}")
+    return result

@@ -1,0 +1,93 @@
+"""Atomic file writes: a reader sees the old file, the new file, or nothing; never half a file.
+
+Data is written to a dot-prefixed temporary file in the destination folder, flushed to disk,
+then renamed over the final name (``os.replace`` is atomic on one file system). Landing readers
+skip dot-files, so a crash mid-write leaves only an ignored temporary file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+TEMP_PREFIX = ".tmp-"
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``final``; on success it is renamed to ``final``."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temp = final.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}-{final.name}"
+    try:
+        yield temp
+        with open(temp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temp, final)
+        _fsync_dir(final.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+
+
+def write_bytes_atomic(final: Path, data: bytes) -> None:
+    with atomic_path(final) as temp:
+        temp.write_bytes(data)
+
+
+def copy_file_atomic(source: Path, final: Path) -> None:
+    with atomic_path(final) as temp, open(source, "rb") as src, open(temp, "wb") as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+
+
+def write_table_file(table: pa.Table, path: Path, fmt: str, options: dict[str, Any] | None = None) -> None:
+    """Write an Arrow table as csv, parquet or json (newline-delimited records), atomically."""
+    options = dict(options or {})
+    with atomic_path(path) as temp:
+        if fmt == "parquet":
+            pq.write_table(table, temp, compression=options.get("compression", "zstd"))
+        elif fmt == "csv":
+            write_options = pacsv.WriteOptions(
+                include_header=options.get("header", True),
+                delimiter=options.get("delimiter", ","),
+            )
+            pacsv.write_csv(table, temp, write_options=write_options)
+        elif fmt == "json":
+            _write_ndjson(table, temp)
+        else:
+            raise ValueError(f"unknown file format {fmt!r}; expected csv, parquet or json")
+
+
+def _write_ndjson(table: pa.Table, temp: Path) -> None:
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.register("batch", table)
+        con.execute(f"COPY batch TO '{_sql_literal_path(temp)}' (FORMAT json)")
+    finally:
+        con.close()
+
+
+def _sql_literal_path(path: Path) -> str:
+    # COPY ... TO does not take a prepared parameter for the file name; the path is ours
+    # (a uuid temp name inside the data root), and quotes are doubled all the same.
+    return str(path).replace("'", "''")

@@ -1,0 +1,23 @@
+"""Project-wide settings from ``metadata/project.yaml``."""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+
+from medallion_assets.engine.metadata import StrictModel, load_model, metadata_root
+
+
+class PartitionSettings(StrictModel):
+    start_date: date
+    timezone: str = "UTC"
+
+
+class ProjectSettings(StrictModel):
+    partitions: PartitionSettings
+
+
+@lru_cache(maxsize=8)
+def load_project_settings(path: Path | None = None) -> ProjectSettings:
+    return load_model(path or metadata_root() / "project.yaml", ProjectSettings)

@@ -1,0 +1,144 @@
+"""The sample source system: an ERP database that changes day by day and a finance drop folder.
+
+``generate_sample`` plays the history: it creates the database as of the first day and, for
+every day, runs the same extract code the landing assets run, then moves the source forward. So
+the landing files are exactly what a daily extract would have produced. Everything is built in a
+staging folder inside the data root and moved into place at the end; the database appears last,
+and its presence means the sample is complete.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+from medallion_assets.engine.extract import extract_object
+from medallion_assets.engine.paths import inside
+from medallion_assets.engine.project import load_project_settings
+from medallion_assets.engine.sources import DropFolderConnection, DuckDBConnection, SourceSystem, load_sources
+
+ERP_SOURCE = "erp"
+FINANCE_SOURCE = "finance"
+
+
+class SampleError(RuntimeError):
+    """The sample cannot be generated or advanced as asked."""
+
+
+@dataclass(frozen=True)
+class SamplePaths:
+    database: Path
+    drop_folder: Path
+
+
+def sample_paths(data_dir: Path, systems: dict[str, SourceSystem] | None = None) -> SamplePaths:
+    systems = systems or load_sources()
+    erp, finance = systems[ERP_SOURCE].connection, systems[FINANCE_SOURCE].connection
+    assert isinstance(erp, DuckDBConnection) and isinstance(finance, DropFolderConnection)
+    return SamplePaths(database=inside(data_dir, erp.database), drop_folder=inside(data_dir, finance.folder))
+
+
+def sample_exists(data_dir: Path) -> bool:
+    return sample_paths(Path(data_dir)).database.is_file()
+
+
+def generate_sample(
+    data_dir: Path,
+    *,
+    seed: int = 42,
+    days: int = 14,
+    customers: int = 2_000,
+    order_lines: int = 20_000,
+    start_date: date | None = None,
+    log: Callable[[str], None] = print,
+) -> list[date]:
+    """Write the sample database at its final state and the landing files of ``days`` daily extracts."""
+    from medallion_assets.engine.sample.erp import advance_erp_database, create_erp_database
+    from medallion_assets.engine.sample.finance import write_budget_drops
+
+    data_dir = Path(data_dir)
+    systems = load_sources()
+    partition_start = load_project_settings().partitions.start_date
+    start_date = start_date or partition_start
+    if start_date < partition_start:
+        raise SampleError(f"--start-date {start_date} is before the first partition {partition_start} (metadata/project.yaml)")
+    if days < 1:
+        raise SampleError("--days must be at least 1")
+    final = sample_paths(data_dir, systems)
+    if final.database.exists():
+        raise SampleError(f"a sample already exists at {final.database}; use `medallion sample advance` or remove it")
+    landed = [data_dir / "landing" / name for name in (ERP_SOURCE, FINANCE_SOURCE)]
+    for folder in landed:
+        if folder.exists() and any(folder.iterdir()):
+            raise SampleError(f"{folder} already holds landing files; remove it before generating a new sample")
+
+    staging = data_dir / f".sample-staging-{uuid.uuid4().hex[:8]}"
+    staged = sample_paths(staging, systems)
+    staged.database.parent.mkdir(parents=True, exist_ok=True)
+    staged.drop_folder.mkdir(parents=True, exist_ok=True)
+    try:
+        create_erp_database(
+            staged.database, seed=seed, start_date=start_date, days=days, customers=customers, order_lines=order_lines
+        )
+        watermarks: dict[tuple[str, str], datetime | None] = {}
+        simulated: list[date] = []
+        for index in range(days):
+            day = start_date if index == 0 else advance_erp_database(staged.database, days=1)[-1]
+            write_budget_drops(staged.drop_folder, staged.database, days=[day])
+            for system in systems.values():
+                for obj in system.included_objects():
+                    result = extract_object(
+                        staging,
+                        system,
+                        obj,
+                        day,
+                        partition_start=partition_start,
+                        previous_watermark=watermarks.get((system.source, obj.name)),
+                    )
+                    watermarks[(system.source, obj.name)] = result.watermark
+            simulated.append(day)
+            log(f"sample day {day}: extracted")
+        _move_into_place(staging, data_dir, staged, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return simulated
+
+
+def _move_into_place(staging: Path, data_dir: Path, staged: SamplePaths, final: SamplePaths) -> None:
+    for name in (ERP_SOURCE, FINANCE_SOURCE):
+        source = staging / "landing" / name
+        if source.exists():
+            target = data_dir / "landing" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():
+                target.rmdir()  # empty, checked before generating
+            source.rename(target)
+    final.drop_folder.parent.mkdir(parents=True, exist_ok=True)
+    if final.drop_folder.exists():
+        for item in staged.drop_folder.iterdir():
+            if not (final.drop_folder / item.name).exists():
+                item.rename(final.drop_folder / item.name)
+    else:
+        staged.drop_folder.rename(final.drop_folder)
+    final.database.parent.mkdir(parents=True, exist_ok=True)
+    staged.database.rename(final.database)  # last: its presence marks a complete sample
+
+
+def advance_sample(data_dir: Path, *, days: int = 1, log: Callable[[str], None] = print) -> list[date]:
+    """Move the source systems forward; the landing assets then extract the new days."""
+    from medallion_assets.engine.sample.erp import advance_erp_database
+    from medallion_assets.engine.sample.finance import write_budget_drops
+
+    paths = sample_paths(Path(data_dir))
+    if not paths.database.is_file():
+        raise SampleError(f"no sample at {paths.database}; run `medallion sample generate` first")
+    paths.drop_folder.mkdir(parents=True, exist_ok=True)
+    simulated = advance_erp_database(paths.database, days=days)
+    write_budget_drops(paths.drop_folder, paths.database, days=simulated)
+    for day in simulated:
+        log(f"sample day {day}: source moved forward")
+    return simulated

@@ -1,0 +1,169 @@
+"""Source metadata: source systems, their connection and their objects.
+
+One YAML file per source system under ``metadata/sources/``. Validated once, when the code
+location loads, so a typo is an error naming the file, the object and the field before any run.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from medallion_assets.engine.metadata import MetadataError, StrictModel, load_model, metadata_root
+from medallion_assets.engine.paths import is_valid_name
+
+ExtractMode = Literal["full", "incremental", "keys"]
+FileFormat = Literal["csv", "parquet", "json"]
+
+# Read options each format understands; they are used both to write extracts and to read them.
+READ_OPTIONS: dict[str, set[str]] = {
+    "csv": {"delimiter", "header", "quote_char", "encoding", "null_values"},
+    "parquet": {"compression"},
+    "json": set(),
+}
+
+
+def _check_name(value: str, what: str) -> str:
+    if not is_valid_name(value):
+        raise ValueError(f"{what} {value!r} must be lower snake_case (letters, digits, underscores)")
+    return value
+
+
+class DuckDBConnection(StrictModel):
+    """A source system reachable as a DuckDB database file (the sample ERP)."""
+
+    type: Literal["duckdb"]
+    database: str = Field(description="database file, relative to the data root")
+    clock_query: str | None = Field(
+        default=None, description="SQL returning the source's current timestamp; wall clock when unset"
+    )
+
+
+class DropFolderConnection(StrictModel):
+    """A source that pushes files into a folder (finance's budget)."""
+
+    type: Literal["drop_folder"]
+    folder: str = Field(description="drop folder, relative to the data root")
+
+
+Connection = Annotated[DuckDBConnection | DropFolderConnection, Field(discriminator="type")]
+
+
+class SourceObject(StrictModel):
+    name: str
+    table: str | None = Field(default=None, description="table in the source database; defaults to the name")
+    file_pattern: str | None = Field(default=None, description="glob of dropped files, for drop-folder sources")
+    extract_mode: ExtractMode
+    watermark_column: str | None = None
+    watermark_lookback_hours: int = Field(default=0, ge=0)
+    primary_key: list[str] = Field(default_factory=list)
+    full_every_days: int | None = Field(
+        default=None, ge=1, description="incremental objects: a full extract every N days from the partition start"
+    )
+    keys_extract: bool = Field(default=False, description="incremental objects: also land a keys extract each day")
+    columns: list[str] | None = Field(default=None, description="columns to extract; all when unset")
+    format: FileFormat
+    read_options: dict[str, Any] = Field(default_factory=dict)
+    include: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _check_name(value, "object name")
+
+    @field_validator("table", "watermark_column")
+    @classmethod
+    def _identifier(cls, value: str | None) -> str | None:
+        return None if value is None else _check_name(value, "identifier")
+
+    @field_validator("primary_key", "columns")
+    @classmethod
+    def _identifiers(cls, value: list[str] | None) -> list[str] | None:
+        for item in value or []:
+            _check_name(item, "column")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SourceObject:
+        if self.extract_mode == "incremental" and not self.watermark_column:
+            raise ValueError("extract_mode 'incremental' needs a watermark_column")
+        if self.extract_mode == "keys" and not self.primary_key:
+            raise ValueError("extract_mode 'keys' needs a primary_key")
+        if self.keys_extract and not self.primary_key:
+            raise ValueError("keys_extract needs a primary_key")
+        unknown = set(self.read_options) - READ_OPTIONS[self.format]
+        if unknown:
+            allowed = ", ".join(sorted(READ_OPTIONS[self.format])) or "none"
+            raise ValueError(
+                f"read_options {sorted(unknown)} are not understood for format {self.format!r} (allowed: {allowed})"
+            )
+        delimiter = self.read_options.get("delimiter")
+        if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1):
+            raise ValueError("read_options.delimiter must be a single character")
+        return self
+
+    @property
+    def source_table(self) -> str:
+        return self.table or self.name
+
+
+class SourceSystem(StrictModel):
+    source: str
+    description: str = ""
+    connection: Connection
+    objects: dict[str, SourceObject]
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        return _check_name(value, "source name")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_objects(cls, data: Any) -> Any:
+        # Objects are keyed by name in YAML; copy the key into each entry.
+        if isinstance(data, dict) and isinstance(data.get("objects"), dict):
+            data = dict(data)
+            data["objects"] = {
+                key: ({"name": key, **value} if isinstance(value, dict) else value)
+                for key, value in data["objects"].items()
+            }
+        return data
+
+    @model_validator(mode="after")
+    def _objects_fit_connection(self) -> SourceSystem:
+        for obj in self.objects.values():
+            if isinstance(self.connection, DropFolderConnection):
+                if not obj.file_pattern:
+                    raise ValueError(f"object {obj.name!r}: a drop-folder source needs file_pattern")
+                if obj.extract_mode != "full":
+                    raise ValueError(f"object {obj.name!r}: dropped files are full extracts (extract_mode: full)")
+            elif obj.file_pattern:
+                raise ValueError(f"object {obj.name!r}: file_pattern is only for drop-folder sources")
+        return self
+
+    def included_objects(self) -> list[SourceObject]:
+        return [obj for obj in self.objects.values() if obj.include]
+
+
+def load_source_file(path: Path) -> SourceSystem:
+    system = load_model(path, SourceSystem, entry_label="object")
+    if system.source != path.stem:
+        raise MetadataError(f"{path}: field 'source': {system.source!r} must match the file name {path.stem!r}")
+    return system
+
+
+@lru_cache(maxsize=8)
+def load_sources(folder: Path | None = None) -> dict[str, SourceSystem]:
+    """Every source system under ``folder`` (default: the package's ``metadata/sources``)."""
+    folder = Path(folder) if folder else metadata_root() / "sources"
+    if not folder.is_dir():
+        raise MetadataError(f"{folder}: source metadata folder does not exist")
+    systems: dict[str, SourceSystem] = {}
+    for path in sorted(folder.glob("*.yaml")):
+        system = load_source_file(path)
+        systems[system.source] = system
+    return systems

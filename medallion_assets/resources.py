@@ -1,0 +1,27 @@
+"""Dagster resources. The data root comes from here, never from the working directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from medallion_assets.engine.paths import DATA_DIR_ENV, resolve_data_dir
+
+
+class LakehouseResource(dg.ConfigurableResource):
+    """Where the lakehouse lives.
+
+    ``data_dir`` may be set explicitly (for example ``dg.EnvVar("MEDALLION_DATA_DIR")`` or a
+    test's ``tmp_path``); left empty it resolves at run time to ``$MEDALLION_DATA_DIR`` or the
+    checkout's ``data/`` folder, so an unset variable is a default, not an error.
+    """
+
+    data_dir: str = ""
+
+    @property
+    def root(self) -> Path:
+        return resolve_data_dir(self.data_dir or None)
+
+    def describe(self) -> str:
+        return f"data root {self.root} (set {DATA_DIR_ENV} to change it)"
