@@ -2,18 +2,15 @@
 
 import dagster as dg
 
-from medallion_assets.partitions import daily_partitions
 
 medallion_daily_job = dg.define_asset_job(
     name="medallion_daily",
     selection=dg.AssetSelection.all(),
-    partitions_def=daily_partitions,
     description="Everything for one day: landing, base, then curated.",
 )
 
 landing_to_base_job = dg.define_asset_job(
     name="landing_to_base",
     selection=dg.AssetSelection.groups("landing", "base"),
-    partitions_def=daily_partitions,
     description="All landing and base assets for one partition.",
 )

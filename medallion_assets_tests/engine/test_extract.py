@@ -183,3 +183,15 @@ def test_dropped_files_land_by_drop_day_once(tmp_path):
     assert again.status == "kept" and len(list_landing_files(tmp_path, "finance", "budget")) == 1
     other_day = extract_object(tmp_path, system, obj, date(2026, 1, 2), partition_start=START)
     assert other_day.status == "nothing_new" and other_day.files == []
+
+
+def test_failed_forced_reextract_keeps_what_already_landed(tmp_path, source_db):
+    system = make_system()
+    obj = system.objects["customer"]
+    first = extract_object(tmp_path, system, obj, START, partition_start=START)
+    before = first.files[0].path.read_bytes()
+    source_db.unlink()
+    with pytest.raises(SourceUnavailable):
+        extract_object(tmp_path, system, obj, START, partition_start=START, force=True)
+    assert [f.path for f in list_landing_files(tmp_path, "shop", "customer")] == [first.files[0].path]
+    assert first.files[0].path.read_bytes() == before
