@@ -14,8 +14,19 @@ class PartitionSettings(StrictModel):
     timezone: str = "UTC"
 
 
+class ScheduleSettings(StrictModel):
+    cron: str
+    timezone: str = "UTC"
+
+
+class SchedulesSettings(StrictModel):
+    daily: ScheduleSettings = ScheduleSettings(cron="0 2 * * *")
+    maintenance: ScheduleSettings = ScheduleSettings(cron="0 4 * * 0")
+
+
 class ProjectSettings(StrictModel):
     partitions: PartitionSettings
+    schedules: SchedulesSettings = SchedulesSettings()
 
 
 @lru_cache(maxsize=8)

@@ -14,6 +14,7 @@ from medallion_assets.partitions import daily_partitions
 from medallion_assets.resources import LakehouseResource
 
 WATERMARK_KEY = "watermark"
+LANDING_PATHS_KEY = "landing_paths"
 # How far back to look for the previous partition's watermark; more than a year of daily runs.
 _WATERMARK_SEARCH_LIMIT = 500
 
@@ -61,6 +62,7 @@ def landing_metadata(result: ExtractResult, data_root: Path) -> dict[str, Any]:
         "landing_files": dg.MetadataValue.md(
             "| file | load type | rows | bytes |\n|---|---|---|---|\n" + files_table if files_table else "no files"
         ),
+        LANDING_PATHS_KEY: dg.MetadataValue.json([str(f.path.relative_to(data_root)) for f in result.files]),
         WATERMARK_KEY: dg.MetadataValue.text(result.watermark.isoformat() if result.watermark else ""),
     }
     if result.extracted_at:
