@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from medallion_assets.engine.metadata import MetadataError, StrictModel, load_model, metadata_root
 from medallion_assets.engine.paths import is_valid_name
+from medallion_assets.engine.policies import RetrySettings
 
 ExtractMode = Literal["full", "incremental", "keys"]
 FileFormat = Literal["csv", "parquet", "json"]
@@ -68,6 +69,8 @@ class SourceObject(StrictModel):
     format: FileFormat
     read_options: dict[str, Any] = Field(default_factory=dict)
     include: bool = True
+    retry: RetrySettings | None = Field(default=None, description="overrides the default retry policy")
+    timeout_seconds: float | None = Field(default=None, gt=0, description="overrides the default step timeout")
 
     @field_validator("name")
     @classmethod

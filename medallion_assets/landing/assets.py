@@ -11,6 +11,7 @@ from medallion_assets.engine.extract import ExtractResult, extract_object
 from medallion_assets.engine.project import load_project_settings
 from medallion_assets.engine.sources import DropFolderConnection, SourceObject, SourceSystem
 from medallion_assets.partitions import daily_partitions
+from medallion_assets.policies import retry_policy, step_timeout
 from medallion_assets.resources import LakehouseResource
 
 WATERMARK_KEY = "watermark"
@@ -91,22 +92,24 @@ def build_landing_asset(*, system: SourceSystem, obj: SourceObject) -> dg.Assets
         description=description,
         metadata={"source": system.source, "object": obj.name, "extract_mode": obj.extract_mode, "format": obj.format},
         tags={"layer": "landing", "source": system.source},
+        retry_policy=retry_policy(obj.retry),
     )
     def _landing(context: dg.AssetExecutionContext, config: LandingConfig, lakehouse: LakehouseResource) -> dg.MaterializeResult:
         partition_date = date.fromisoformat(context.partition_key)
         watermark = None
         if obj.extract_mode == "incremental":
             watermark = previous_watermark(context.instance, key, context.partition_key)
-        result = extract_object(
-            lakehouse.root,
-            system,
-            obj,
-            partition_date,
-            partition_start=load_project_settings().partitions.start_date,
-            previous_watermark=watermark,
-            force=config.force_reextract,
-            log=context.log.info,
-        )
+        with step_timeout(context, obj.timeout_seconds):
+            result = extract_object(
+                lakehouse.root,
+                system,
+                obj,
+                partition_date,
+                partition_start=load_project_settings().partitions.start_date,
+                previous_watermark=watermark,
+                force=config.force_reextract,
+                log=context.log.info,
+            )
         context.log.info(
             f"{key.to_user_string()} {context.partition_key}: {result.status}, "
             f"{len(result.files)} file(s), {result.rows:,} rows, {result.bytes:,} bytes"

@@ -23,6 +23,7 @@ def system() -> SourceSystem:
                     "primary_key": ["customer_id"],
                     "keys_extract": True,
                     "format": "parquet",
+                    "retry": {"max_retries": 0},
                 }
             },
         }
@@ -104,3 +105,12 @@ def test_missing_source_fails_the_step_with_a_clear_message(tmp_path, system):
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "shop.duckdb does not exist" in str(failure.step_failure_data.error)
+
+
+def test_retry_policy_and_timeout_come_from_metadata(system):
+    asset = build_landing_asset(system=system, obj=system.objects["customer"])
+    assert asset.op.retry_policy.max_retries == 0
+    default = build_landing_asset(system=system, obj=system.objects["customer"].model_copy(update={"retry": None}))
+    assert default.op.retry_policy.max_retries == 2
+    assert default.op.retry_policy.backoff == dg.Backoff.EXPONENTIAL
+    assert default.op.retry_policy.jitter == dg.Jitter.PLUS_MINUS
