@@ -5,6 +5,7 @@ import dagster as dg
 from medallion_assets.engine.sources import load_sources
 from medallion_assets.jobs import landing_to_base_job, medallion_daily_job
 from medallion_assets.landing.definitions import build_landing_definitions
+from medallion_assets.maintenance import build_maintenance_schedule, maintenance_job
 from medallion_assets.partitions import daily_partitions
 from medallion_assets.resources import LakehouseResource
 from medallion_assets.schedules import build_daily_schedule
@@ -34,8 +35,8 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions.merge(
         layers,
         dg.Definitions(
-            jobs=[medallion_daily_job, landing_to_base_job],
-            schedules=[build_daily_schedule(medallion_daily_job)],
+            jobs=[medallion_daily_job, landing_to_base_job, maintenance_job],
+            schedules=[build_daily_schedule(medallion_daily_job), build_maintenance_schedule()],
             sensors=[landing_sensor, run_failure_notifier],
             resources={"lakehouse": LakehouseResource()},
         ),
