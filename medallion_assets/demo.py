@@ -29,6 +29,19 @@ def landing_partitions(data_dir: Path) -> list[date]:
     return sorted(days)
 
 
+def demo_partitions(data_dir: Path) -> list[date]:
+    """Every landed day, plus the sample source's current day when it has not been landed yet
+    (after `medallion sample advance`; its extract then holds every change since the last one)."""
+    from medallion_assets.engine.sample import sample_paths
+    from medallion_assets.engine.sample.erp import current_source_day
+
+    days = set(landing_partitions(data_dir))
+    database = sample_paths(Path(data_dir)).database
+    if database.is_file():
+        days.add(current_source_day(database))
+    return sorted(days)
+
+
 def dagster_home() -> Path:
     """``$DAGSTER_HOME``, else the checkout's persistent ``.dagster_home``."""
     home = os.environ.get("DAGSTER_HOME") or str(repository_root() / ".dagster_home")
@@ -57,12 +70,18 @@ def run_demo(
         generate_sample(data_dir, seed=seed, days=days, customers=customers, order_lines=order_lines, log=log)
     home = dagster_home()
     log(f"Dagster instance: {home}")
-    job = defs.get_job_def("medallion_daily")
-    partitions = landing_partitions(data_dir)
+    job = defs.resolve_job_def("medallion_daily")
+    partitions = demo_partitions(data_dir)
     with dg.DagsterInstance.get() as instance:
         for number, day in enumerate(partitions, start=1):
             t0 = time.perf_counter()
-            result = job.execute_in_process(partition_key=day.isoformat(), instance=instance, raise_on_error=True)
+            result = job.execute_in_process(
+                partition_key=day.isoformat(),
+                instance=instance,
+                raise_on_error=True,
+                # Step-by-step Dagster logs go to the instance (and the UI); the terminal shows progress.
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            )
             materialized = result.get_asset_materialization_events()
             rows = sum(
                 int(event.materialization.metadata["rows"].value)

@@ -178,6 +178,11 @@ def extract_object(
         extracted_at = _source_now(con, system)
         load_types = plan_load_types(obj, partition_date, partition_start, previous_watermark)
         result = ExtractResult(system.source, obj.name, partition_date, status="extracted", extracted_at=extracted_at)
+        if extracted_at.date() != partition_date:
+            result.notes.append(
+                f"the source clock reads {extracted_at:%Y-%m-%d %H:%M:%S}: a source cannot be read as of a past or "
+                f"future day, so this extract shows the source as it is now"
+            )
         table = _quote(obj.source_table)
         columns = ", ".join(_quote(c) for c in obj.columns) if obj.columns else "*"
         for load_type in load_types:
