@@ -3,7 +3,8 @@
 import dagster as dg
 
 from medallion_assets.engine.sources import load_sources
-from medallion_assets.jobs import landing_to_base_job, medallion_daily_job
+from medallion_assets.curated.definitions import build_curated_definitions
+from medallion_assets.jobs import dimensions_job, facts_job, landing_to_base_job, medallion_daily_job
 from medallion_assets.landing.definitions import build_landing_definitions
 from medallion_assets.maintenance import build_maintenance_schedule, maintenance_job
 from medallion_assets.partitions import daily_partitions
@@ -28,6 +29,7 @@ def _landing_downstream(layers: dg.Definitions) -> dict[dg.AssetKey, list[dg.Ass
 def build_definitions() -> dg.Definitions:
     layers = dg.Definitions.merge(
         build_landing_definitions(),
+        build_curated_definitions(),
     )
     landing_sensor = build_landing_sensor(
         systems=load_sources(), downstream=_landing_downstream(layers), partitions_def=daily_partitions
@@ -35,7 +37,7 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions.merge(
         layers,
         dg.Definitions(
-            jobs=[medallion_daily_job, landing_to_base_job, maintenance_job],
+            jobs=[medallion_daily_job, landing_to_base_job, dimensions_job, facts_job, maintenance_job],
             schedules=[build_daily_schedule(medallion_daily_job), build_maintenance_schedule()],
             sensors=[landing_sensor, run_failure_notifier],
             resources={"lakehouse": LakehouseResource()},

@@ -1,0 +1,154 @@
+"""Asset factories for the curated layer: one asset per dimension, fact and bridge.
+
+Thin wrappers: the engine (``medallion_assets.engine.curated``) does the work; these add the
+asset key, dependencies inferred from the tables each SQL reads, partitions, retries, the
+serving-view refresh and the materialization metadata.
+"""
+
+
+from collections.abc import Iterable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+
+from medallion_assets.engine.curated import load_dimension, load_fact
+from medallion_assets.engine.curated.calendar import load_calendar
+from medallion_assets.engine.curated.model import CalendarMeta, DimensionMeta, FactMeta
+from medallion_assets.engine.curated.sql import TableRef
+from medallion_assets.engine.curated.tables import LoadResult
+from medallion_assets.engine.serving import refresh_serving_views
+from medallion_assets.partitions import daily_partitions
+from medallion_assets.policies import retry_policy, step_timeout
+from medallion_assets.resources import LakehouseResource
+
+GROUP = "curated"
+KINDS = {"deltalake", "duckdb"}
+# "dimension", "fact" or "bridge": the jobs select on it.
+ENTITY_TAG = "medallion/entity"
+
+
+def asset_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey(["curated", table])
+
+
+def deps_for(reads: Iterable[TableRef], extra_tables: Iterable[str] = ()) -> list[dg.AssetKey]:
+    """Asset keys of the tables a SQL reads (``base.x`` -> ``["base", "x"]``), plus extra curated tables."""
+    keys = {dg.AssetKey([ref.schema, ref.table]) for ref in reads}
+    keys |= {asset_key(t) for t in extra_tables}
+    return sorted(keys, key=lambda k: k.to_user_string())
+
+
+def _markdown(table: pa.Table) -> str:
+    """A small Markdown table (no tabulate dependency)."""
+    def cell(value: object) -> str:
+        return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
+
+    header = "| " + " | ".join(table.column_names) + " |"
+    rule = "| " + " | ".join("---" for _ in table.column_names) + " |"
+    rows = ["| " + " | ".join(cell(v) for v in row.values()) + " |" for row in table.to_pylist()]
+    return "\n".join([header, rule, *rows])
+
+
+def result_metadata(result: LoadResult) -> dict[str, Any]:
+    """Counts, Delta version, schema, preview and, for facts, rows mapped to -1 per key column."""
+    metadata: dict[str, Any] = {
+        "dagster/row_count": dg.MetadataValue.int(result.rows),
+        "rows": dg.MetadataValue.int(result.rows),
+        "inserted": dg.MetadataValue.int(result.inserted),
+        "updated": dg.MetadataValue.int(result.updated),
+        "deleted": dg.MetadataValue.int(result.deleted),
+        "delta_version": dg.MetadataValue.int(result.version if result.version is not None else -1),
+        "path": dg.MetadataValue.path(str(result.path)),
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in result.schema]
+        ),
+        "preview": dg.MetadataValue.md(_markdown(result.preview)),
+    }
+    for column, count in result.unmatched.items():
+        metadata[f"unmatched_{column}"] = dg.MetadataValue.int(count)
+    for table, count in result.inferred.items():
+        metadata[f"inferred_members_{table}"] = dg.MetadataValue.int(count)
+    return metadata
+
+
+def _publish(context: dg.AssetExecutionContext, root: Path, result: LoadResult) -> dg.MaterializeResult:
+    for warning in result.warnings:
+        context.log.warning(warning)
+    refresh_serving_views(root, [f"curated.{t}" for t in result.written] or [f"curated.{result.table}"])
+    return dg.MaterializeResult(metadata=result_metadata(result))
+
+
+def build_dimension_asset(*, meta: DimensionMeta) -> dg.AssetsDefinition:
+    """``["curated", "dim_<name>"]``, unpartitioned, depending on the tables its SQL reads."""
+
+    @dg.asset(
+        key=asset_key(meta.table),
+        group_name=GROUP,
+        kinds=KINDS,
+        deps=deps_for(meta.reads),
+        description=meta.spec.description or f"Dimension {meta.table} ({meta.spec.write_pattern}) from {meta.sql_path.name}",
+        retry_policy=retry_policy(meta.spec.retry),
+        metadata={"sql_file": dg.MetadataValue.path(str(meta.sql_path)), "write_pattern": meta.spec.write_pattern},
+        tags={ENTITY_TAG: "dimension"},
+    )
+    def _dimension(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> dg.MaterializeResult:
+        root = lakehouse.root
+        with step_timeout(context, meta.spec.timeout_seconds):
+            result = load_dimension(meta, root)
+        return _publish(context, root, result)
+
+    return _dimension
+
+
+def build_calendar_asset(*, meta: CalendarMeta) -> dg.AssetsDefinition:
+    """``["curated", "dim_calendar"]``, generated from the configured date range."""
+
+    @dg.asset(
+        key=asset_key(meta.table),
+        group_name=GROUP,
+        kinds=KINDS,
+        description=meta.spec.description,
+        retry_policy=retry_policy(meta.spec.retry),
+        metadata={"start": str(meta.spec.start), "end": str(meta.spec.end)},
+        tags={ENTITY_TAG: "dimension"},
+    )
+    def _calendar(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> dg.MaterializeResult:
+        root = lakehouse.root
+        with step_timeout(context, meta.spec.timeout_seconds):
+            result = load_calendar(meta, root)
+        return _publish(context, root, result)
+
+    return _calendar
+
+
+def build_fact_asset(*, meta: FactMeta, dimension_tables: Iterable[str] = ()) -> dg.AssetsDefinition:
+    """``["curated", "fact_<name>"]`` / ``["curated", "bridge_<name>"]``.
+
+    With key mapping on, the asset also depends on ``dimension_tables`` (the model's dimensions):
+    which key columns the SQL returns is only known when it runs, and facts run after dimensions.
+    Incremental facts are daily partitioned.
+    """
+    extra = list(dimension_tables) if meta.spec.map_keys else []
+
+    @dg.asset(
+        key=asset_key(meta.table),
+        group_name=GROUP,
+        kinds=KINDS,
+        deps=deps_for(meta.reads, extra),
+        partitions_def=daily_partitions if meta.is_partitioned else None,
+        description=meta.spec.description or f"{meta.kind.title()} {meta.table} ({meta.spec.write_pattern})",
+        retry_policy=retry_policy(meta.spec.retry),
+        metadata={"sql_file": dg.MetadataValue.path(str(meta.sql_path)), "write_pattern": meta.spec.write_pattern},
+        tags={ENTITY_TAG: meta.kind},
+    )
+    def _fact(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> dg.MaterializeResult:
+        root = lakehouse.root
+        partition = date.fromisoformat(context.partition_key) if context.has_partition_key else None
+        with step_timeout(context, meta.spec.timeout_seconds):
+            result = load_fact(meta, root, partition_date=partition)
+        return _publish(context, root, result)
+
+    return _fact

@@ -1,0 +1,195 @@
+"""Read-only DuckDB SQL over Delta tables.
+
+Curated SQL is user code kept in version control, so it is treated as untrusted twice over:
+statically, only one SELECT whose tables are ``base.<table>`` / ``curated.<table>`` (or its own
+CTEs) is accepted; at run time the connection sees only the Arrow data registered for those
+tables, with file-system access disabled and the configuration locked before the query runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from medallion_assets.engine.curated.errors import CuratedError
+
+SCHEMAS = ("base", "curated")
+# Table functions that generate rows and touch neither files nor settings.
+ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True, order=True)
+class TableRef:
+    """A table the SQL reads, e.g. ``base.erp_customer``."""
+
+    schema: str
+    table: str
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.table}"
+
+
+def check_identifier(name: str, what: str = "column") -> str:
+    """Identifiers pasted into generated SQL must be lower snake_case; they are quoted as well."""
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise CuratedError(f"{what} {name!r} is not a lower snake_case identifier")
+    return name
+
+
+def q(name: str) -> str:
+    """Double-quote a validated identifier."""
+    return '"' + check_identifier(name) + '"'
+
+
+def parse_select(sql: str, *, source: str) -> tuple[TableRef, ...]:
+    """Validate that ``sql`` is one read-only SELECT and return the tables it reads.
+
+    ``source`` (usually the SQL file) names the culprit in every error.
+    """
+    if not sql or not sql.strip():
+        raise CuratedError(f"{source}: SQL is empty")
+    con = duckdb.connect()
+    try:
+        raw = con.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0]
+    except duckdb.Error as exc:  # pragma: no cover - json_serialize_sql reports errors in its result
+        raise CuratedError(f"{source}: SQL cannot be parsed: {exc}") from exc
+    finally:
+        con.close()
+    tree = json.loads(raw)
+    if tree.get("error"):
+        message = tree.get("error_message", "unknown error")
+        if tree.get("error_type") == "not implemented":
+            message = "only a single read-only SELECT (or WITH ... SELECT) statement is allowed; " + message
+        raise CuratedError(f"{source}: SQL rejected: {message}")
+    statements = tree.get("statements", [])
+    if len(statements) != 1:
+        raise CuratedError(f"{source}: SQL must be exactly one SELECT statement, found {len(statements)}")
+    ctes: set[str] = set()
+    _collect_ctes(statements[0], ctes)
+    refs: set[TableRef] = set()
+    _collect_refs(statements[0], ctes, refs, source)
+    return tuple(sorted(refs))
+
+
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            yield item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _collect_ctes(node: Any, ctes: set[str]) -> None:
+    for item in _walk(node):
+        cte_map = item.get("cte_map")
+        if isinstance(cte_map, dict):
+            for entry in cte_map.get("map", []):
+                ctes.add(str(entry.get("key", "")).lower())
+
+
+def _collect_refs(node: Any, ctes: set[str], refs: set[TableRef], source: str) -> None:
+    for item in _walk(node):
+        kind = item.get("type")
+        if kind == "BASE_TABLE":
+            schema = str(item.get("schema_name", "")).lower()
+            table = str(item.get("table_name", "")).lower()
+            if item.get("catalog_name"):
+                raise CuratedError(f"{source}: table {item['catalog_name']}.{schema}.{table}: other catalogs are not allowed")
+            if not schema:
+                if table in ctes:
+                    continue
+                raise CuratedError(
+                    f"{source}: table {table!r} must be qualified as base.{table} or curated.{table}"
+                )
+            if schema not in SCHEMAS:
+                raise CuratedError(f"{source}: table {schema}.{table}: only schemas base and curated can be read")
+            if not _IDENTIFIER.match(table):
+                raise CuratedError(f"{source}: table {schema}.{table}: table names are lower snake_case")
+            refs.add(TableRef(schema, table))
+        elif kind == "TABLE_FUNCTION":
+            function = item.get("function") or {}
+            name = str(function.get("function_name", "")).lower()
+            if name not in ALLOWED_TABLE_FUNCTIONS or function.get("schema") or function.get("catalog"):
+                raise CuratedError(
+                    f"{source}: table function {name!r} is not allowed: curated SQL reads only base and curated tables"
+                )
+
+
+def delta_path(data_dir: Path, ref: TableRef) -> Path:
+    return Path(data_dir) / ref.schema / ref.table
+
+
+def is_delta_table(path: Path) -> bool:
+    return (Path(path) / "_delta_log").is_dir()
+
+
+@contextlib.contextmanager
+def sandbox(
+    data_dir: Path,
+    refs: tuple[TableRef, ...] | list[TableRef],
+    *,
+    source: str,
+    arrow: Mapping[TableRef, Any] | None = None,
+    variables: Mapping[str, Any] | None = None,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB connection where ``base.x`` / ``curated.x`` are views over Arrow data.
+
+    Tables come from ``arrow`` when given there (an Arrow table or dataset already in hand),
+    otherwise from the Delta table at ``<data_dir>/<schema>/<table>``; a missing one is an error
+    naming ``source``. External access is switched off and the configuration locked.
+    """
+    from deltalake import DeltaTable
+
+    arrow = dict(arrow or {})
+    con = duckdb.connect()
+    try:
+        con.execute("SET python_enable_replacements = false")
+        for schema in SCHEMAS:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        for ref in refs:
+            data = arrow.get(ref)
+            if data is None:
+                path = delta_path(data_dir, ref)
+                if not is_delta_table(path):
+                    raise CuratedError(f"{source}: reads {ref}, which does not exist yet (no Delta table at {path})")
+                data = DeltaTable(str(path)).to_pyarrow_dataset()
+            handle = f"__arrow_{ref.schema}_{ref.table}"
+            con.register(handle, data)
+            con.execute(f'CREATE VIEW {ref.schema}."{ref.table}" AS SELECT * FROM "{handle}"')
+        for name, value in (variables or {}).items():
+            check_identifier(name, "variable")
+            con.execute(f"SET VARIABLE {name} = ?", [value])
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        yield con
+    finally:
+        con.close()
+
+
+def run_select(
+    sql: str,
+    data_dir: Path,
+    *,
+    source: str,
+    arrow: Mapping[TableRef, Any] | None = None,
+    variables: Mapping[str, Any] | None = None,
+) -> pa.Table:
+    """Validate and run a curated SELECT; the result as an Arrow table."""
+    refs = parse_select(sql, source=source)
+    with sandbox(data_dir, refs, source=source, arrow=arrow, variables=variables) as con:
+        try:
+            return con.sql(sql).to_arrow_table()
+        except duckdb.Error as exc:
+            raise CuratedError(f"{source}: SQL failed: {exc}") from exc

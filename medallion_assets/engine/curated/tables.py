@@ -1,0 +1,126 @@
+"""Delta table helpers shared by dimensions and facts: paths, reads, a writer lock, results."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from deltalake import DeltaTable
+
+from medallion_assets.engine.curated.sql import is_delta_table
+
+HIGH_DATE = datetime(9999, 12, 31)
+LOW_DATE = datetime(1900, 1, 1)
+TS = pa.timestamp("us")
+PREVIEW_ROWS = 10
+
+
+def curated_path(data_dir: Path, table: str) -> Path:
+    return Path(data_dir) / "curated" / table
+
+
+def read_delta(path: Path) -> pa.Table | None:
+    """The latest version of a Delta table as Arrow, or ``None`` when there is none."""
+    if not is_delta_table(path):
+        return None
+    return DeltaTable(str(path)).to_pyarrow_table()
+
+
+def delta_version(path: Path) -> int | None:
+    return DeltaTable(str(path)).version() if is_delta_table(path) else None
+
+
+@contextlib.contextmanager
+def table_lock(data_dir: Path, table: str) -> Iterator[None]:
+    """Serialise read-modify-write cycles on one curated table across processes.
+
+    Delta commits are atomic, but a dimension rewrite racing with a fact appending inferred
+    members could otherwise drop the members; the lock makes the second writer wait.
+    """
+    folder = Path(data_dir) / "curated" / "_locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / f"{table}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def default_for(arrow_type: pa.DataType) -> Any:
+    """Type-appropriate value of the unknown member: -1, 'Unknown', 0, false, 1900-01-01."""
+    if pa.types.is_integer(arrow_type):
+        return -1
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or pa.types.is_string_view(arrow_type):
+        return "Unknown"
+    if pa.types.is_floating(arrow_type):
+        return 0.0
+    if pa.types.is_decimal(arrow_type):
+        return Decimal(0)
+    if pa.types.is_boolean(arrow_type):
+        return False
+    if pa.types.is_date(arrow_type):
+        return date(1900, 1, 1)
+    if pa.types.is_timestamp(arrow_type):
+        return LOW_DATE
+    return None
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What one load did, reported as Dagster metadata."""
+
+    table: str
+    path: Path
+    rows: int
+    inserted: int
+    updated: int
+    deleted: int
+    version: int | None
+    schema: pa.Schema
+    preview: pa.Table
+    unmatched: dict[str, int] = field(default_factory=dict)  # fact key column -> rows mapped to -1
+    inferred: dict[str, int] = field(default_factory=dict)  # dimension table -> inferred members created
+    warnings: tuple[str, ...] = ()
+    written: tuple[str, ...] = ()  # curated tables this load committed to (for the serving views)
+
+
+def finish(
+    table: str,
+    path: Path,
+    *,
+    inserted: int,
+    updated: int,
+    deleted: int,
+    unmatched: dict[str, int] | None = None,
+    inferred: dict[str, int] | None = None,
+    warnings: list[str] | None = None,
+    written: list[str] | None = None,
+) -> LoadResult:
+    """Describe the committed table: row count, version, schema and a preview."""
+    dt = DeltaTable(str(path))
+    dataset = dt.to_pyarrow_dataset()
+    return LoadResult(
+        table=table,
+        path=Path(path),
+        rows=dataset.count_rows(),
+        inserted=inserted,
+        updated=updated,
+        deleted=deleted,
+        version=dt.version(),
+        schema=dataset.schema,
+        preview=dataset.head(PREVIEW_ROWS),
+        unmatched=dict(unmatched or {}),
+        inferred=dict(inferred or {}),
+        warnings=tuple(warnings or ()),
+        written=tuple(written if written is not None else [table]),
+    )

@@ -1,0 +1,117 @@
+"""The serving database ``<data root>/warehouse.duckdb``: schemas ``base`` and ``curated`` with one
+view per Delta table over the Parquet files of the table's latest committed version.
+
+Views use ``read_parquet`` with absolute paths, so any DuckDB client (CLI, Python, a BI tool)
+opens the file offline without the delta extension. A refresh builds a complete new database
+file and renames it over the old one under an exclusive lock: concurrent refreshes queue, and a
+reader sees the old or the new database, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import duckdb
+from deltalake import DeltaTable
+
+from medallion_assets.engine.files import atomic_path
+
+DATABASE = "warehouse.duckdb"
+SCHEMAS = ("base", "curated")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@contextlib.contextmanager
+def _exclusive(lock_file: Path) -> Iterator[None]:
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def list_delta_tables(data_dir: Path) -> list[tuple[str, str, Path]]:
+    """(schema, table, path) of every Delta table under base/ and curated/, ``_``/``.`` folders skipped."""
+    found = []
+    for schema in SCHEMAS:
+        folder = Path(data_dir) / schema
+        if not folder.is_dir():
+            continue
+        for entry in sorted(folder.iterdir()):
+            if entry.name.startswith(("_", ".")) or not _NAME.match(entry.name):
+                continue
+            if (entry / "_delta_log").is_dir():
+                found.append((schema, entry.name, entry.resolve()))
+    return found
+
+
+def _local_path(uri: str) -> str:
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        return str(Path(unquote(parsed.path) if parsed.scheme else uri).resolve())
+    return uri
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _create_view(con: duckdb.DuckDBPyConnection, schema: str, table: str, path: Path) -> None:
+    dt = DeltaTable(str(path))
+    files = [_local_path(uri) for uri in dt.file_uris()]
+    target = f'"{schema}"."{table}"'
+    if not files:
+        # An empty table has no Parquet file to read; keep its columns as an empty table.
+        empty = dt.to_pyarrow_dataset().schema.empty_table()
+        con.register("__empty", empty)
+        con.execute(f"CREATE TABLE {target} AS SELECT * FROM __empty")
+        con.unregister("__empty")
+        return
+    options = ["union_by_name = true"]
+    if dt.metadata().partition_columns:
+        options.append("hive_partitioning = true")
+    file_list = "[" + ", ".join(_sql_string(f) for f in files) + "]"
+    con.execute(f"CREATE VIEW {target} AS SELECT * FROM read_parquet({file_list}, {', '.join(options)})")
+
+
+def refresh_serving_views(data_dir: Path, tables: list[str] | None = None) -> Path:
+    """Rebuild ``<data_dir>/warehouse.duckdb`` so every view shows its table's latest version.
+
+    ``tables`` (``"curated.dim_customer"`` or bare names) are the tables known to have changed;
+    they must exist. Every table found is (re)described either way, which keeps the database a
+    pure function of the Delta tables on disk.
+    """
+    data_dir = Path(data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    database = data_dir / DATABASE
+    found = list_delta_tables(data_dir)
+    if tables:
+        names = {f"{s}.{t}" for s, t, _ in found} | {t for _, t, _ in found}
+        missing = [t for t in tables if t not in names]
+        if missing:
+            raise FileNotFoundError(f"no Delta table for {', '.join(missing)} under {data_dir}/base or /curated")
+    with _exclusive(data_dir / f"{DATABASE}.lock"):
+        with atomic_path(database) as temp:
+            con = duckdb.connect(str(temp))
+            try:
+                for schema in SCHEMAS:
+                    con.execute(f"CREATE SCHEMA {schema}")
+                for schema, table, path in list_delta_tables(data_dir):
+                    _create_view(con, schema, table, path)
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{temp}.wal")
+            # A write-ahead log left by a client of the old file must not be replayed onto the new one.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{database}.wal")
+    return database
