@@ -3,6 +3,7 @@
 import dagster as dg
 
 from medallion_assets.engine.sources import load_sources
+from medallion_assets.base.definitions import build_base_definitions
 from medallion_assets.curated.definitions import build_curated_definitions
 from medallion_assets.jobs import dimensions_job, facts_job, landing_to_base_job, medallion_daily_job
 from medallion_assets.landing.definitions import build_landing_definitions
@@ -29,6 +30,7 @@ def _landing_downstream(layers: dg.Definitions) -> dict[dg.AssetKey, list[dg.Ass
 def build_definitions() -> dg.Definitions:
     layers = dg.Definitions.merge(
         build_landing_definitions(),
+        build_base_definitions(),
         build_curated_definitions(),
     )
     landing_sensor = build_landing_sensor(

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
+import duckdb
+
 from medallion_assets.engine.extract import extract_object
 from medallion_assets.engine.paths import inside
 from medallion_assets.engine.project import load_project_settings
@@ -137,7 +139,10 @@ def advance_sample(data_dir: Path, *, days: int = 1, log: Callable[[str], None] 
     if not paths.database.is_file():
         raise SampleError(f"no sample at {paths.database}; run `medallion sample generate` first")
     paths.drop_folder.mkdir(parents=True, exist_ok=True)
-    simulated = advance_erp_database(paths.database, days=days)
+    try:
+        simulated = advance_erp_database(paths.database, days=days)
+    except duckdb.Error as exc:
+        raise SampleError(f"cannot move the sample source at {paths.database} forward: {exc}") from exc
     write_budget_drops(paths.drop_folder, paths.database, days=simulated)
     for day in simulated:
         log(f"sample day {day}: source moved forward")

@@ -1,0 +1,445 @@
+"""Load one partition of landing files into a Base Delta table.
+
+Where things live (all under the data root):
+
+* ``base/<table>/``              the Base table users query;
+* ``base/_state/<table>/``       for scd1/scd2, the observations the table is derived from (see
+  ``history.py``): a Delta table partitioned by ``_kind``. Keeping them in Delta, next to the
+  table, rather than in a side file means they commit atomically and cannot drift;
+* ``base/_quarantine/<table>/``  rows that failed a data-quality rule, kept aside, not dropped.
+
+Write order for keyed tables: the Base table first, then the observations. If a run dies between
+the two commits, the next run treats the batch as new again; the history is a function of the
+observations, so it recomputes the same rows and the Base merge changes nothing. ``overwrite``
+records the extract time in the Delta commit and never replaces a newer extract with an older
+one; ``append`` replaces the partition's own rows (by their ``lh_source_file`` landing path).
+Nothing is written before every file of the batch has been read and checked, so a bad file or an
+incompatible type change leaves every table untouched.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import CommitProperties, DeltaTable, Schema, write_deltalake
+
+from medallion_assets.engine.base import history
+from medallion_assets.engine.base.history import HistorySpec, q
+from medallion_assets.engine.base.model import BaseTable
+from medallion_assets.engine.base.reader import (
+    DELETE_FLAG,
+    Extract,
+    Selection,
+    history_files,
+    partition_files,
+    read_extract,
+)
+from medallion_assets.engine.base.schema import BaseLoadError, align, unify
+from medallion_assets.engine.paths import inside, parse_landing_file
+
+EXTRACTED_AT_KEY = "medallion.extracted_at"
+SYSTEM_KEYED = ("lh_source_file", "lh_is_deleted", "lh_created_date", "lh_modified_date")
+SCD2_COLUMNS = ("lh_valid_from", "lh_valid_to", "lh_is_current")
+
+
+@dataclass
+class LoadResult:
+    """What a partition load did; the Dagster layer turns it into materialization metadata."""
+
+    table: str
+    partition_date: date
+    write_behaviour: str
+    status: str = "loaded"  # loaded | no_files | up_to_date | stale
+    files: list[str] = field(default_factory=list)
+    rows_read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    soft_deleted: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    removed: int = 0
+    delta_version: int | None = None
+    schema: list[tuple[str, str]] = field(default_factory=list)
+    preview: pa.Table | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def table_path(data_dir: Path, table: BaseTable) -> Path:
+    return inside(data_dir, f"base/{table.name}")
+
+
+def state_path(data_dir: Path, table: BaseTable) -> Path:
+    return inside(data_dir, f"base/_state/{table.name}")
+
+
+def quarantine_path(data_dir: Path, table: BaseTable) -> Path:
+    return inside(data_dir, f"base/_quarantine/{table.name}")
+
+
+def _open(path: Path) -> DeltaTable | None:
+    return DeltaTable(str(path)) if DeltaTable.is_deltatable(str(path)) else None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _data_schema(dt: DeltaTable | None, skip_prefix: tuple[str, ...] = ("lh_", "_")) -> pa.Schema | None:
+    if dt is None:
+        return None
+    schema = dt.to_pyarrow_dataset().schema
+    return pa.schema([f for f in schema if not f.name.startswith(skip_prefix)])
+
+
+def load_partition(table: BaseTable, data_dir: Path, partition_date: date, *, now: datetime | None = None) -> LoadResult:
+    """Load one daily partition of ``table`` (``recreate`` rebuilds from every partition up to it)."""
+    data_dir = Path(data_dir)
+    now = now or _now()
+    result = LoadResult(table=table.name, partition_date=partition_date, write_behaviour=table.write_behaviour)
+    selection: Selection = (
+        history_files(table, data_dir, partition_date) if table.recreate else partition_files(table, data_dir, partition_date)
+    )
+    result.files = [f.path.relative_to(data_dir).as_posix() if f.path.is_relative_to(data_dir) else str(f.path) for f in selection.files]
+    if selection.skipped:
+        result.notes.append(f"{len(selection.skipped)} landing file(s) not read under read behaviour {table.read_behaviour!r}")
+    target = None if table.recreate else _open(table_path(data_dir, table))
+    if not selection.files:
+        result.status = "no_files"
+        _describe(result, target)
+        return result
+
+    extracts = [read_extract(table, f, data_dir) for f in selection.files]
+    result.rows_read = sum(e.rows_read for e in extracts if e.load_type != "keys")
+    state = None if table.recreate else _open(state_path(data_dir, table))
+    stored = _data_schema(target) or _data_schema(state)
+    extracts, schema = _align_batch(table, extracts, stored)
+    quarantine = [e for e in extracts if e.quarantine is not None]
+    result.quarantined = sum(e.quarantine.num_rows for e in quarantine)
+
+    if table.recreate:
+        for path in (table_path(data_dir, table), state_path(data_dir, table), quarantine_path(data_dir, table)):
+            if path.exists():
+                shutil.rmtree(path)
+        result.notes.append("recreate: table rebuilt from every landing partition up to this one")
+
+    if table.keyed:
+        _load_keyed(table, data_dir, extracts, schema, target, state, result, now)
+    elif table.write_behaviour == "append":
+        _load_append(table, data_dir, partition_date, extracts, schema, target, result, now)
+    else:
+        _load_overwrite(table, data_dir, extracts, schema, target, result, now)
+    _write_quarantine(table, data_dir, extracts, now)
+    _describe(result, _open(table_path(data_dir, table)))
+    return result
+
+
+def _align_batch(table: BaseTable, extracts: list[Extract], stored: pa.Schema | None) -> tuple[list[Extract], pa.Schema]:
+    """Give every extract the same data schema: the stored one plus new columns at the end."""
+    data = [e.rows.drop_columns([DELETE_FLAG]) if DELETE_FLAG in e.rows.column_names else e.rows for e in extracts if e.load_type != "keys"]
+    where = f"table {table.name!r}"
+    batch = unify([d.slice(0, 0) for d in data], where).schema if data else pa.schema([])
+    fields = list(stored) if stored is not None else []
+    names = {f.name for f in fields}
+    fields += [f for f in batch if f.name not in names]
+    if not fields and table.keyed:
+        raise BaseLoadError(f"{where}: the first load of a table needs a full or delta extract, not only keys")
+    schema = pa.schema([pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type) for f in fields])
+    aligned: list[Extract] = []
+    for extract in extracts:
+        text = extract.file.rsplit(".", 1)[-1] in ("csv", "json")
+        where = f"table {table.name!r}, file {extract.file}"
+        if extract.load_type == "keys":
+            key_schema = pa.schema([schema.field(k) for k in table.business_keys])
+            rows = align(extract.rows, key_schema, text_format=text, where=where).select(list(table.business_keys))
+        else:
+            flag = extract.rows.column(DELETE_FLAG) if DELETE_FLAG in extract.rows.column_names else None
+            plain = extract.rows.drop_columns([DELETE_FLAG]) if flag is not None else extract.rows
+            rows = align(plain, schema, text_format=text, where=where)
+            if flag is not None:
+                rows = rows.append_column(DELETE_FLAG, flag)
+        aligned.append(Extract(rows, extract.load_type, extract.extracted_at, extract.file, extract.rows_read, extract.quarantine))
+    return aligned, schema
+
+
+# --- keyed: scd1 / scd2 -------------------------------------------------------------------
+
+
+def _load_keyed(table, data_dir, extracts, schema, target, state, result: LoadResult, now) -> None:
+    spec = HistorySpec(
+        keys=tuple(table.business_keys),
+        columns=tuple(schema.names),
+        modify_date_column=table.modify_date_column,
+        history_columns=tuple(table.history_columns) if table.history_columns is not None else None,
+    )
+    applied: set[str] = set()
+    state_ds = None
+    if state is not None:
+        state_ds = state.to_pyarrow_dataset()
+        done = state_ds.to_table(columns=["_file"], filter=pc.field("_kind") == "extract")
+        applied = set(done.column("_file").to_pylist())
+    new = [e for e in extracts if e.file not in applied]
+    if not new:
+        result.status = "up_to_date"
+        data = [e.rows.select(list(spec.keys)) for e in extracts if e.load_type != "keys"]
+        result.unchanged = pa.concat_tables(data).group_by(list(spec.keys)).aggregate([]).num_rows if data else 0
+        result.notes.append("every landing file of this partition was applied before; nothing changed")
+        return
+
+    def reread(file: str) -> pa.Table:
+        landing = parse_landing_file(inside(data_dir, file))
+        if landing is None or not landing.path.is_file():
+            raise BaseLoadError(
+                f"table {table.name!r}: landing file {file} was applied before and must be re-read to place keys "
+                "first seen in an earlier extract, but it is missing"
+            )
+        extract = read_extract(table.model_copy(update={"quality_rules": []}), landing, data_dir)
+        keys = extract.rows.select(list(spec.keys))
+        return align(keys, pa.schema([schema.field(k) for k in spec.keys]), text_format=True, where=f"table {table.name!r}, file {file}")
+
+    con = duckdb.connect()
+    try:
+        planned = history.plan(state_ds, new, spec, schema=schema, reread_keys=reread, con=con)
+        rows = planned.history if table.write_behaviour == "scd2" else history.current_rows(planned.history)
+        changes = _diff(con, table, spec, rows, planned.affected, target, now)
+    finally:
+        con.close()
+    result.inserted, result.updated, result.soft_deleted, result.removed = (
+        changes["inserted"], changes["updated"], changes["soft_deleted"], changes["removed"],
+    )
+    result.unchanged = max(planned.batch_keys - changes["changed_keys"], 0)
+    _commit_keyed(table, data_dir, changes["source"], target, schema, now)
+    write_deltalake(
+        str(state_path(data_dir, table)),
+        planned.new_state,
+        mode="append",
+        partition_by=["_kind"] if state is None else None,
+        schema_mode="merge",
+    )
+
+
+def _diff(con, table: BaseTable, spec: HistorySpec, rows: pa.Table, affected: pa.Table, target: DeltaTable | None, now) -> dict[str, Any]:
+    """Compare the recomputed rows of the affected keys with what the table holds."""
+    scd2 = table.write_behaviour == "scd2"
+    match = list(spec.keys) + (["lh_valid_from"] if scd2 else [])
+    compare = list(spec.columns) + ["lh_source_file", "lh_is_deleted"] + (["lh_valid_to", "lh_is_current"] if scd2 else [])
+    out_columns = list(spec.columns) + list(SYSTEM_KEYED) + (list(SCD2_COLUMNS) if scd2 else [])
+    con.register("n_rows", rows)
+    con.register("aff_keys", affected)
+    on_keys = " AND ".join(f"a.{q(k)} = o.{q(k)}" for k in spec.keys)
+    if target is not None:
+        con.register("tgt", target.to_pyarrow_dataset())
+        existing = [c for c in out_columns if c in target.to_pyarrow_dataset().schema.names]
+        fill = ", ".join(q(c) if c in existing else f"NULL AS {q(c)}" for c in out_columns)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE o_rows AS SELECT {fill} FROM (SELECT o.* FROM tgt o SEMI JOIN aff_keys a ON {on_keys})")
+    else:
+        cols = ", ".join(q(c) for c in out_columns if c not in ("lh_created_date", "lh_modified_date"))
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE o_rows AS SELECT {cols}, NULL::TIMESTAMP AS lh_created_date, NULL::TIMESTAMP AS lh_modified_date FROM n_rows WHERE false"
+        )
+    join = " AND ".join(f"n.{q(c)} = o.{q(c)}" for c in match)
+    differs = " OR ".join(f"n.{q(c)} IS DISTINCT FROM o.{q(c)}" for c in compare)
+    n_cols = ", ".join(f"n.{q(c)}" for c in list(spec.columns) + ["lh_source_file", "lh_is_deleted"] + (list(SCD2_COLUMNS) if scd2 else []))
+    params = {"now": now}
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE changes AS
+        SELECT {n_cols}, $now::TIMESTAMP AS lh_created_date, $now::TIMESTAMP AS lh_modified_date, 'insert' AS _action
+        FROM n_rows n ANTI JOIN o_rows o ON {join}
+        UNION ALL BY NAME
+        SELECT {n_cols}, o.lh_created_date, $now::TIMESTAMP AS lh_modified_date, 'update' AS _action
+        FROM n_rows n JOIN o_rows o ON {join} WHERE {differs}
+        UNION ALL BY NAME
+        SELECT o.*, 'delete' AS _action FROM o_rows o ANTI JOIN n_rows n ON {join}""",
+        params,
+    )
+    # Keys whose current row is deleted now but was not before.
+    cur_n = "lh_is_current" if scd2 else "true"
+    (soft_deleted,) = con.execute(
+        f"""SELECT count(*) FROM (SELECT * FROM n_rows WHERE {cur_n} AND lh_is_deleted) n
+        ANTI JOIN (SELECT * FROM o_rows WHERE {cur_n} AND lh_is_deleted) o ON {' AND '.join(f'n.{q(k)} = o.{q(k)}' for k in spec.keys)}"""
+    ).fetchall()[0]
+    counts = dict(con.execute("SELECT _action, count(*) FROM changes GROUP BY ALL").fetchall())
+    (changed_keys,) = con.execute(f"SELECT count(*) FROM (SELECT DISTINCT {', '.join(q(k) for k in spec.keys)} FROM changes)").fetchall()[0]
+    source = con.sql(f"SELECT {', '.join(q(c) for c in out_columns)}, _action FROM changes").to_arrow_table()
+    inserted = counts.get("insert", 0)
+    updated = counts.get("update", 0)
+    if scd2:
+        inserted = max(inserted - soft_deleted, 0)  # a deletion's new version is counted as soft-deleted
+    else:
+        updated = max(updated - soft_deleted, 0)
+    return {
+        "source": source,
+        "inserted": inserted,
+        "updated": updated,
+        "soft_deleted": soft_deleted,
+        "removed": counts.get("delete", 0),
+        "changed_keys": changed_keys,
+    }
+
+
+def _commit_keyed(table: BaseTable, data_dir: Path, source: pa.Table, target: DeltaTable | None, schema: pa.Schema, now) -> None:
+    path = str(table_path(data_dir, table))
+    columns = [c for c in source.column_names if c != "_action"]
+    if target is None:
+        inserts = source.filter(pc.equal(source.column("_action"), "insert")).select(columns)
+        write_deltalake(path, inserts, mode="error", partition_by=table.partition_by or None)
+        return
+    if source.num_rows == 0:
+        return
+    present = set(target.to_pyarrow_dataset().schema.names)
+    missing = [source.schema.field(c) for c in columns if c not in present]
+    if missing:
+        target.alter.add_columns(list(Schema.from_arrow(pa.schema(missing)).fields))
+        target = DeltaTable(path)
+    scd2 = table.write_behaviour == "scd2"
+    match = list(table.business_keys) + (["lh_valid_from"] if scd2 else [])
+    predicate = " AND ".join(f"t.{q(c)} = s.{q(c)}" for c in match)
+    values = {q(c): f"s.{q(c)}" for c in columns}
+    (
+        target.merge(source, predicate, source_alias="s", target_alias="t")
+        .when_matched_delete(predicate="s._action = 'delete'")
+        .when_matched_update(updates=values, predicate="s._action = 'update'")
+        .when_not_matched_insert(updates=values, predicate="s._action = 'insert'")
+        .execute()
+    )
+
+
+# --- overwrite and append -----------------------------------------------------------------
+
+
+def _with_lineage(extracts: list[Extract], now: datetime) -> pa.Table:
+    """The batch's data rows with ``lh_source_file``, exact duplicates dropped (first file kept)."""
+    parts = []
+    for e in extracts:
+        if e.load_type == "keys":
+            continue
+        parts.append(e.rows.append_column("lh_source_file", pa.array([e.file] * e.rows.num_rows, pa.string())))
+    rows = pa.concat_tables(parts)
+    data = [c for c in rows.column_names if c != "lh_source_file"]
+    con = duckdb.connect()
+    try:
+        con.register("batch", rows)
+        grouped = ", ".join(q(c) for c in data)
+        deduped = con.sql(
+            f"SELECT {grouped}, min(lh_source_file) AS lh_source_file FROM batch GROUP BY ALL ORDER BY lh_source_file"
+        ).to_arrow_table()
+    finally:
+        con.close()
+    stamp = pa.array([now] * deduped.num_rows, pa.timestamp("us"))
+    return deduped.append_column("lh_created_date", stamp).append_column("lh_modified_date", stamp)
+
+
+def _load_overwrite(table, data_dir, extracts, schema, target, result: LoadResult, now) -> None:
+    newest = max(e.extracted_at for e in extracts)
+    if target is not None:
+        last = target.history(1)[0].get(EXTRACTED_AT_KEY)
+        if last and datetime.fromisoformat(last) > newest:
+            result.status = "stale"
+            result.notes.append(f"the table holds a newer extract ({last}); an older one does not replace it")
+            return
+    rows = _with_lineage(extracts, now)
+    if table.business_keys and table.modify_date_column:
+        rows = _latest_per_key(rows, table)
+    previous = target.to_pyarrow_dataset().count_rows() if target is not None else 0
+    write_deltalake(
+        str(table_path(data_dir, table)),
+        rows,
+        mode="overwrite",
+        schema_mode="merge" if target is not None else None,
+        partition_by=table.partition_by or None,
+        commit_properties=CommitProperties(custom_metadata={EXTRACTED_AT_KEY: newest.isoformat()}),
+    )
+    result.inserted = rows.num_rows
+    result.removed = previous
+
+
+def _latest_per_key(rows: pa.Table, table: BaseTable) -> pa.Table:
+    con = duckdb.connect()
+    try:
+        con.register("batch", rows)
+        keys = ", ".join(q(k) for k in table.business_keys)
+        return con.sql(
+            f"SELECT * FROM batch QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {q(table.modify_date_column)} DESC NULLS LAST, lh_source_file DESC) = 1"
+        ).to_arrow_table()
+    finally:
+        con.close()
+
+
+def _partition_predicate(table: BaseTable, partition_date: date) -> str:
+    day = f"{partition_date.year:04d}/{partition_date.month:02d}/{partition_date.day:02d}"
+    # Names are validated snake_case and the date is formatted here, so the literals are safe.
+    return " OR ".join(f"lh_source_file LIKE 'landing/{ref.source}/{ref.object}/%/{day}/%'" for ref in table.landing)
+
+
+def _load_append(table, data_dir, partition_date, extracts, schema, target, result: LoadResult, now) -> None:
+    rows = _with_lineage(extracts, now)
+    path = str(table_path(data_dir, table))
+    if target is None:
+        write_deltalake(path, rows, mode="append", partition_by=table.partition_by or None)
+        result.inserted = rows.num_rows
+        return
+    if table.recreate:
+        write_deltalake(path, rows, mode="overwrite", schema_mode="merge", partition_by=table.partition_by or None)
+        result.inserted = rows.num_rows
+        return
+    predicate = _partition_predicate(table, partition_date)
+    previous = target.to_pyarrow_dataset().to_table(columns=["lh_source_file"])
+    con = duckdb.connect()
+    try:
+        con.register("prev", previous)
+        patterns = [f"landing/{ref.source}/{ref.object}/%/{partition_date:%Y/%m/%d}/%" for ref in table.landing]
+        (replaced,) = con.execute(
+            "SELECT count(*) FROM prev WHERE " + " OR ".join("lh_source_file LIKE ?" for _ in patterns), patterns
+        ).fetchall()[0]
+    finally:
+        con.close()
+    write_deltalake(path, rows, mode="overwrite", predicate=predicate, schema_mode="merge")
+    result.inserted = rows.num_rows
+    result.removed = replaced
+    if replaced:
+        result.notes.append(f"re-run: replaced this partition's {replaced} earlier row(s)")
+
+
+# --- quarantine and description ------------------------------------------------------------
+
+
+def _write_quarantine(table: BaseTable, data_dir: Path, extracts: list[Extract], now: datetime) -> None:
+    parts = []
+    for e in extracts:
+        if e.quarantine is None:
+            continue
+        rows = e.quarantine.drop_columns([c for c in (DELETE_FLAG,) if c in e.quarantine.column_names])
+        n = rows.num_rows
+        rows = rows.append_column("lh_source_file", pa.array([e.file] * n, pa.string()))
+        rows = rows.append_column("lh_is_quarantined", pa.array([True] * n, pa.bool_()))
+        rows = rows.append_column("lh_created_date", pa.array([now] * n, pa.timestamp("us")))
+        parts.append(rows)
+    files = sorted({e.file for e in extracts if e.load_type != "keys"})
+    path = quarantine_path(data_dir, table)
+    existing = _open(path)
+    if not parts and existing is None:
+        return
+    predicate = "lh_source_file IN (" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + ")"
+    if parts:
+        rows = unify(parts, f"table {table.name!r} quarantine")
+        if existing is None:
+            write_deltalake(str(path), rows, mode="append")
+        else:
+            write_deltalake(str(path), rows, mode="overwrite", predicate=predicate, schema_mode="merge")
+    elif existing is not None and files:
+        existing.delete(predicate)
+
+
+def _describe(result: LoadResult, target: DeltaTable | None) -> None:
+    if target is None:
+        return
+    dataset = target.to_pyarrow_dataset()
+    result.delta_version = target.version()
+    result.schema = [(f.name, str(f.type)) for f in dataset.schema]
+    result.preview = dataset.head(5)

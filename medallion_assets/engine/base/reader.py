@@ -1,0 +1,319 @@
+"""Landing files -> prepared Arrow batches.
+
+Which files a partition load reads (the read behaviour), reading CSV/Parquet/JSON with their read
+options, and the per-file preparation: translations, snake_case names, casts, the custom
+transformation, projection, key checks, delete events, data-quality rules, exact duplicates.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from medallion_assets.engine.base.model import BaseTable
+from medallion_assets.engine.base.schema import BaseLoadError, normalise_names, plain_types
+from medallion_assets.engine.paths import LandingFile, list_landing_files
+
+DELETE_FLAG = "_lh_delete_event"
+
+
+@dataclass(frozen=True)
+class Extract:
+    """One landing file, read and prepared. ``rows`` holds data columns only (plus the delete flag
+    when the table has a delete condition); keys files hold the key columns."""
+
+    rows: pa.Table
+    load_type: str
+    extracted_at: datetime
+    file: str
+    rows_read: int = 0
+    quarantine: pa.Table | None = None
+
+
+@dataclass
+class Selection:
+    files: list[LandingFile] = field(default_factory=list)
+    skipped: list[LandingFile] = field(default_factory=list)
+
+
+def select_partition_files(table: BaseTable, files: list[LandingFile]) -> Selection:
+    """Apply the read behaviour to one partition's files (all landing refs together).
+
+    ``full``: the newest full extract only. ``auto``: the newest full extract (if any) plus every
+    later delta, in timestamp order, and the newest keys extract not older than that full one.
+    """
+    fulls = [f for f in files if f.load_type == "full"]
+    latest_full = max(fulls, key=lambda f: (f.extracted_at, f.name)) if fulls else None
+    chosen: list[LandingFile] = []
+    if table.read_behaviour == "full":
+        chosen = [latest_full] if latest_full else []
+    else:
+        since = latest_full.extracted_at if latest_full else datetime.min
+        if latest_full:
+            chosen.append(latest_full)
+        chosen += [f for f in files if f.load_type == "delta" and f.extracted_at >= since]
+        if table.keyed:
+            keys = [f for f in files if f.load_type == "keys" and f.extracted_at >= since]
+            if keys:
+                chosen.append(max(keys, key=lambda f: (f.extracted_at, f.name)))
+    chosen.sort(key=lambda f: (f.extracted_at, ("full", "delta", "keys").index(f.load_type), f.name))
+    return Selection(files=chosen, skipped=[f for f in files if f not in chosen])
+
+
+def partition_files(table: BaseTable, data_dir: Path, partition_date: date) -> Selection:
+    files: list[LandingFile] = []
+    for ref in table.landing:
+        files += list_landing_files(data_dir, ref.source, ref.object, partition_date=partition_date)
+    return select_partition_files(table, files)
+
+
+def history_files(table: BaseTable, data_dir: Path, until: date) -> Selection:
+    """Every partition's selection up to ``until`` (a rebuild replays them all)."""
+    by_day: dict[date, list[LandingFile]] = {}
+    for ref in table.landing:
+        for f in list_landing_files(data_dir, ref.source, ref.object):
+            if f.partition_date <= until:
+                by_day.setdefault(f.partition_date, []).append(f)
+    result = Selection()
+    for day in sorted(by_day):
+        part = select_partition_files(table, by_day[day])
+        result.files += part.files
+        result.skipped += part.skipped
+    return result
+
+
+def lineage_name(path: Path, data_dir: Path) -> str:
+    """``lh_source_file``: the landing path relative to the data root (stable if the root moves)."""
+    try:
+        return Path(path).resolve().relative_to(Path(data_dir).resolve()).as_posix()
+    except ValueError:
+        return Path(path).as_posix()
+
+
+def read_landing_file(path: Path, fmt: str, options: dict[str, Any]) -> pa.Table:
+    """Read one file as Arrow; CSV and JSON through DuckDB's readers (type inference), Parquet with pyarrow."""
+    path = Path(path)
+    try:
+        if fmt == "parquet":
+            table = pq.read_table(path)
+        else:
+            con = duckdb.connect()
+            try:
+                if fmt == "csv":
+                    args, params = ["?"], [str(path)]
+                    for option, name in (
+                        ("delimiter", "delim"),
+                        ("header", "header"),
+                        ("quote_char", "quote"),
+                        ("escape_char", "escape"),
+                        ("encoding", "encoding"),
+                        ("skip_rows", "skip"),
+                    ):
+                        if option in options:
+                            args.append(f"{name} := ?")
+                            params.append(options[option])
+                    if "null_values" in options:
+                        nulls = options["null_values"]
+                        args.append("nullstr := ?")
+                        params.append(list(nulls) if isinstance(nulls, list | tuple) else [nulls])
+                    relation = con.sql(f"SELECT * FROM read_csv({', '.join(args)})", params=params)
+                else:
+                    records = options.get("records")
+                    if records is None:
+                        relation = con.sql("SELECT * FROM read_json(?)", params=[str(path)])
+                    else:
+                        relation = con.sql("SELECT * FROM read_json(?, records := ?)", params=[str(path), records])
+                table = relation.to_arrow_table()
+            finally:
+                con.close()
+    except (duckdb.Error, pa.ArrowException, OSError) as exc:
+        raise BaseLoadError(f"{path}: cannot read {fmt} landing file: {exc}") from None
+    return plain_types(table)
+
+
+@lru_cache(maxsize=32)
+def resolve_transformation(dotted: str) -> Callable[[Any], Any]:
+    module_name, _, attr = dotted.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise BaseLoadError(f"transformation {dotted!r}: cannot import module {module_name!r}: {exc}") from None
+    function = getattr(module, attr, None)
+    if not callable(function):
+        raise BaseLoadError(f"transformation {dotted!r}: {module_name} has no function {attr!r}")
+    return function
+
+
+def _apply_transformation(table: pa.Table, dotted: str, where: str) -> pa.Table:
+    result = resolve_transformation(dotted)(table)
+    if isinstance(result, pa.Table):
+        return result
+    if hasattr(result, "to_arrow_table"):  # a DuckDB relation
+        return result.to_arrow_table()
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pd = None
+    if pd is not None and isinstance(result, pd.DataFrame):
+        return pa.Table.from_pandas(result, preserve_index=False)
+    raise BaseLoadError(f"{where}: transformation {dotted!r} returned {type(result).__name__}, expected an Arrow table or DataFrame")
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _cast_types(table: pa.Table, column_types: dict[str, str], where: str) -> pa.Table:
+    wanted = {c: t for c, t in column_types.items() if c in table.column_names}
+    if not wanted:
+        return table
+    con = duckdb.connect()
+    try:
+        con.register("batch", table)
+        select = ", ".join(
+            f"CAST({_quote(c)} AS {wanted[c]}) AS {_quote(c)}" if c in wanted else _quote(c) for c in table.column_names
+        )
+        return plain_types(con.sql(f"SELECT {select} FROM batch").to_arrow_table())
+    except duckdb.Error as exc:
+        raise BaseLoadError(f"{where}: column_types cast failed: {exc}") from None
+    finally:
+        con.close()
+
+
+def _check_keys(table: pa.Table, keys: list[str], where: str) -> None:
+    for key in keys:
+        if key not in table.column_names:
+            raise BaseLoadError(f"{where}: business key column {key!r} is missing (columns: {', '.join(table.column_names)})")
+        nulls = pc.is_null(table.column(key))
+        if pc.any(nulls).as_py():
+            row = pc.index(nulls, True).as_py() + 1
+            raise BaseLoadError(f"{where}: row {row}: business key column {key!r} is null")
+
+
+def _rule_sql(rule: Any, params: list[Any]) -> str:
+    column = _quote(rule.column)
+    tests: list[str] = []
+    if rule.not_null:
+        tests.append(f"{column} IS NOT NULL")
+    if rule.allowed_values is not None:
+        marks = ", ".join("?" for _ in rule.allowed_values)
+        params.extend(rule.allowed_values)
+        tests.append(f"({column} IS NULL OR {column} IN ({marks}))")
+    if rule.min is not None:
+        params.append(rule.min)
+        tests.append(f"({column} IS NULL OR {column} >= ?)")
+    if rule.max is not None:
+        params.append(rule.max)
+        tests.append(f"({column} IS NULL OR {column} <= ?)")
+    if rule.pattern is not None:
+        params.append(rule.pattern)
+        tests.append(f"({column} IS NULL OR regexp_full_match(CAST({column} AS VARCHAR), ?))")
+    return " AND ".join(tests)
+
+
+def _apply_rules(table: pa.Table, meta: BaseTable, where: str) -> tuple[pa.Table, pa.Table | None]:
+    """Split rows into (passing, quarantined with lh_quarantine_rules)."""
+    if not meta.quality_rules or table.num_rows == 0:
+        return table, None
+    for rule in meta.quality_rules:
+        if rule.column not in table.column_names:
+            raise BaseLoadError(f"{where}: data-quality rule {rule.name!r} checks column {rule.column!r}, which is missing")
+    failed: list[str] = []
+    ordered: list[Any] = []  # parameters in the order the SQL uses them
+    for rule in meta.quality_rules:
+        own: list[Any] = []
+        test = _rule_sql(rule, own)
+        failed.append(f"CASE WHEN coalesce(({test}), false) THEN NULL ELSE ? END")
+        ordered.extend([*own, rule.name])
+    con = duckdb.connect()
+    try:
+        con.register("batch", table)
+        failures = f"concat_ws(',', {', '.join(failed)})"
+        flagged = con.sql(f"SELECT *, {failures} AS lh_quarantine_rules FROM batch", params=ordered).to_arrow_table()
+    except duckdb.Error as exc:
+        raise BaseLoadError(f"{where}: data-quality rules failed to evaluate: {exc}") from None
+    finally:
+        con.close()
+    bad = pc.not_equal(flagged.column("lh_quarantine_rules"), "")
+    good = flagged.filter(pc.invert(bad)).drop_columns(["lh_quarantine_rules"])
+    quarantined = flagged.filter(bad)
+    return good, (quarantined if quarantined.num_rows else None)
+
+
+def _delete_flag(table: pa.Table, meta: BaseTable, where: str) -> pa.Table:
+    condition = meta.delete_condition
+    if condition is None:
+        return table
+    if condition.column not in table.column_names:
+        raise BaseLoadError(f"{where}: delete_condition column {condition.column!r} is missing")
+    column = table.column(condition.column)
+    values = pa.array(condition.values)
+    try:
+        if values.type != column.type and len(values):
+            values = values.cast(column.type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        values = pa.array([str(v) for v in condition.values])
+        column = column.cast(pa.string())
+    flag = pc.fill_null(pc.is_in(column, value_set=values), False)
+    return table.append_column(DELETE_FLAG, flag)
+
+
+def prepare(raw: pa.Table, meta: BaseTable, load_type: str, where: str) -> tuple[pa.Table, pa.Table | None]:
+    """Per-file preparation; returns (rows, quarantined rows or None)."""
+    present = set(raw.column_names)
+    renames = {old: new for old, new in meta.translations.items() if old in present}
+    table = raw.rename_columns([renames.get(c, c) for c in raw.column_names]) if renames else raw
+    table = normalise_names(table, where)
+    table = _cast_types(table, meta.column_types, where)
+    if load_type == "keys":
+        _check_keys(table, meta.business_keys, where)
+        return table.select(meta.business_keys), None
+    if meta.transformation:
+        table = normalise_names(plain_types(_apply_transformation(table, meta.transformation, where)), where)
+    keep_delete_column = meta.delete_condition is not None and meta.columns is not None and meta.delete_condition.column not in meta.columns
+    if meta.columns is not None:
+        missing = [c for c in meta.columns if c not in table.column_names]
+        if missing:
+            raise BaseLoadError(f"{where}: projected column(s) {missing} are missing (columns: {', '.join(table.column_names)})")
+        wanted = list(meta.columns) + ([meta.delete_condition.column] if keep_delete_column else [])
+        table = table.select(wanted)
+    reserved = [c for c in table.column_names if c.startswith("lh_")]
+    if reserved:
+        raise BaseLoadError(f"{where}: column(s) {reserved} use the reserved lh_ prefix")
+    if meta.keyed:
+        _check_keys(table, meta.business_keys, where)
+    if meta.modify_date_column and meta.modify_date_column not in table.column_names:
+        raise BaseLoadError(f"{where}: modify_date_column {meta.modify_date_column!r} is missing")
+    if meta.partition_by:
+        missing = [c for c in meta.partition_by if c not in table.column_names]
+        if missing:
+            raise BaseLoadError(f"{where}: partition_by column(s) {missing} are missing")
+    table, quarantined = _apply_rules(table, meta, where)
+    table = _delete_flag(table, meta, where)
+    if keep_delete_column:
+        table = table.drop_columns([meta.delete_condition.column])
+    return table, quarantined
+
+
+def read_extract(meta: BaseTable, landing: LandingFile, data_dir: Path) -> Extract:
+    where = f"table {meta.name!r}, file {landing.path}"
+    raw = read_landing_file(landing.path, landing.format if landing.format else meta.format, meta.read_options)
+    rows, quarantined = prepare(raw, meta, landing.load_type, where)
+    return Extract(
+        rows=rows,
+        load_type=landing.load_type,
+        extracted_at=landing.extracted_at,
+        file=lineage_name(landing.path, data_dir),
+        rows_read=raw.num_rows,
+        quarantine=quarantined,
+    )
