@@ -5,32 +5,18 @@ from datetime import date
 from typing import Any
 
 import dagster as dg
-import pyarrow as pa
 
 from medallion_assets.engine.base.load import LoadResult, load_partition
 from medallion_assets.engine.base.model import BaseTable
 from medallion_assets.engine.base.schema import BaseLoadError
 from medallion_assets.engine.serving import refresh_serving_views
+from medallion_assets.observability import markdown_preview
 from medallion_assets.partitions import daily_partitions
 from medallion_assets.policies import retry_policy, step_timeout
 from medallion_assets.resources import LakehouseResource
 
-PREVIEW_ROWS = 5
-
-
 def base_asset_key(table: BaseTable) -> dg.AssetKey:
     return dg.AssetKey(["base", table.name])
-
-
-def _markdown_preview(preview: pa.Table | None) -> str:
-    if preview is None or preview.num_rows == 0:
-        return "_empty_"
-    columns = preview.column_names
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in preview.slice(0, PREVIEW_ROWS).to_pylist():
-        cells = ["" if row[c] is None else str(row[c]).replace("|", "\\|").replace("\n", " ") for c in columns]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def result_metadata(result: LoadResult) -> dict[str, Any]:
@@ -54,7 +40,7 @@ def result_metadata(result: LoadResult) -> dict[str, Any]:
             dg.TableSchema(columns=[dg.TableColumn(name=name, type=type_name) for name, type_name in result.schema])
         )
     if result.preview is not None:
-        metadata["preview"] = dg.MetadataValue.md(_markdown_preview(result.preview))
+        metadata["preview"] = dg.MetadataValue.md(markdown_preview(result.preview))
     if result.notes:
         metadata["notes"] = dg.MetadataValue.text("; ".join(result.notes))
     return metadata

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import pyarrow as pa
 
 from medallion_assets.engine.curated import load_dimension, load_fact
 from medallion_assets.engine.curated.calendar import load_calendar
@@ -20,6 +19,7 @@ from medallion_assets.engine.curated.model import CalendarMeta, DimensionMeta, F
 from medallion_assets.engine.curated.sql import TableRef
 from medallion_assets.engine.curated.tables import LoadResult
 from medallion_assets.engine.serving import refresh_serving_views
+from medallion_assets.observability import markdown_preview
 from medallion_assets.partitions import daily_partitions
 from medallion_assets.policies import retry_policy, step_timeout
 from medallion_assets.resources import LakehouseResource
@@ -41,17 +41,6 @@ def deps_for(reads: Iterable[TableRef], extra_tables: Iterable[str] = ()) -> lis
     return sorted(keys, key=lambda k: k.to_user_string())
 
 
-def _markdown(table: pa.Table) -> str:
-    """A small Markdown table (no tabulate dependency)."""
-    def cell(value: object) -> str:
-        return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
-
-    header = "| " + " | ".join(table.column_names) + " |"
-    rule = "| " + " | ".join("---" for _ in table.column_names) + " |"
-    rows = ["| " + " | ".join(cell(v) for v in row.values()) + " |" for row in table.to_pylist()]
-    return "\n".join([header, rule, *rows])
-
-
 def result_metadata(result: LoadResult) -> dict[str, Any]:
     """Counts, Delta version, schema, preview and, for facts, rows mapped to -1 per key column."""
     metadata: dict[str, Any] = {
@@ -65,7 +54,7 @@ def result_metadata(result: LoadResult) -> dict[str, Any]:
         "dagster/column_schema": dg.TableSchema(
             columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in result.schema]
         ),
-        "preview": dg.MetadataValue.md(_markdown(result.preview)),
+        "preview": dg.MetadataValue.md(markdown_preview(result.preview)),
     }
     for column, count in result.unmatched.items():
         metadata[f"unmatched_{column}"] = dg.MetadataValue.int(count)

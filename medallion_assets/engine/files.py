@@ -8,6 +8,7 @@ skip dot-files, so a crash mid-write leaves only an ignored temporary file behin
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import uuid
 from collections.abc import Iterator
@@ -91,3 +92,17 @@ def _sql_literal_path(path: Path) -> str:
     # COPY ... TO does not take a prepared parameter for the file name; the path is ours
     # (a uuid temp name inside the data root), and quotes are doubled all the same.
     return str(path).replace("'", "''")
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``lock_file`` (created if needed) across processes."""
+    lock_file = Path(lock_file)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

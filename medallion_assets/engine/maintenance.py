@@ -8,8 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 from deltalake import DeltaTable
 
-LAYERS = ("base", "curated")
-
+from medallion_assets.engine.paths import list_delta_tables
 
 @dataclass(frozen=True)
 class FileStats:
@@ -30,13 +29,8 @@ class MaintenanceResult:
 
 
 def delta_tables(data_dir: Path) -> list[Path]:
-    """Every Delta table of the base and curated layers (folders with a ``_delta_log``)."""
-    found: list[Path] = []
-    for layer in LAYERS:
-        folder = Path(data_dir) / layer
-        if folder.is_dir():
-            found += sorted(p for p in folder.iterdir() if not p.name.startswith(("_", ".")) and (p / "_delta_log").is_dir())
-    return found
+    """Every Delta table of the base and curated layers."""
+    return [path for _, _, path in list_delta_tables(data_dir)]
 
 
 def file_stats(path: Path) -> FileStats:

@@ -166,3 +166,24 @@ def list_landing_files(
     order = {t: i for i, t in enumerate(LOAD_TYPES)}
     files.sort(key=lambda f: (f.partition_date, f.extracted_at, order[f.load_type], f.name))
     return files
+
+
+TABLE_LAYERS = ("base", "curated")
+
+
+def list_delta_tables(data_dir: Path) -> list[tuple[str, str, Path]]:
+    """(layer, table, path) of every Delta table under base/ and curated/.
+
+    Folders starting with ``_`` or ``.`` hold the engine's own state, locks and quarantine.
+    """
+    found = []
+    for layer in TABLE_LAYERS:
+        folder = Path(data_dir) / layer
+        if not folder.is_dir():
+            continue
+        for entry in sorted(folder.iterdir()):
+            if entry.name.startswith(("_", ".")) or not is_valid_name(entry.name):
+                continue
+            if (entry / "_delta_log").is_dir():
+                found.append((layer, entry.name, entry.resolve()))
+    return found

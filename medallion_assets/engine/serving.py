@@ -10,47 +10,17 @@ reader sees the old or the new database, never half of one.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-import re
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import duckdb
 from deltalake import DeltaTable
 
-from medallion_assets.engine.files import atomic_path
+from medallion_assets.engine.files import atomic_path, exclusive_lock
+from medallion_assets.engine.paths import TABLE_LAYERS, list_delta_tables
 
 DATABASE = "warehouse.duckdb"
-SCHEMAS = ("base", "curated")
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-@contextlib.contextmanager
-def _exclusive(lock_file: Path) -> Iterator[None]:
-    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
-
-def list_delta_tables(data_dir: Path) -> list[tuple[str, str, Path]]:
-    """(schema, table, path) of every Delta table under base/ and curated/, ``_``/``.`` folders skipped."""
-    found = []
-    for schema in SCHEMAS:
-        folder = Path(data_dir) / schema
-        if not folder.is_dir():
-            continue
-        for entry in sorted(folder.iterdir()):
-            if entry.name.startswith(("_", ".")) or not _NAME.match(entry.name):
-                continue
-            if (entry / "_delta_log").is_dir():
-                found.append((schema, entry.name, entry.resolve()))
-    return found
 
 
 def _local_path(uri: str) -> str:
@@ -98,11 +68,11 @@ def refresh_serving_views(data_dir: Path, tables: list[str] | None = None) -> Pa
         missing = [t for t in tables if t not in names]
         if missing:
             raise FileNotFoundError(f"no Delta table for {', '.join(missing)} under {data_dir}/base or /curated")
-    with _exclusive(data_dir / f"{DATABASE}.lock"):
+    with exclusive_lock(data_dir / f"{DATABASE}.lock"):
         with atomic_path(database) as temp:
             con = duckdb.connect(str(temp))
             try:
-                for schema in SCHEMAS:
+                for schema in TABLE_LAYERS:
                     con.execute(f"CREATE SCHEMA {schema}")
                 for schema, table, path in list_delta_tables(data_dir):
                     _create_view(con, schema, table, path)

@@ -30,19 +30,6 @@ def system() -> SourceSystem:
     )
 
 
-@pytest.fixture
-def source_db(tmp_path):
-    path = tmp_path / "sources" / "shop.duckdb"
-    path.parent.mkdir()
-    con = duckdb.connect(str(path))
-    con.execute("create table customer(customer_id bigint, name varchar, modified_at timestamp)")
-    con.execute("insert into customer values (1, 'Ann', '2026-01-01 09:00'), (2, 'Bob', '2026-01-01 10:00')")
-    con.execute("create table clock(now_ts timestamp)")
-    con.execute("insert into clock values ('2026-01-01 22:00')")
-    con.close()
-    return path
-
-
 def materialize(asset, tmp_path, instance, partition_key, force=False):
     return dg.materialize(
         [asset],

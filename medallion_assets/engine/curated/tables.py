@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -16,6 +14,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from medallion_assets.engine.curated.sql import is_delta_table
+from medallion_assets.engine.files import exclusive_lock
 
 HIGH_DATE = datetime(9999, 12, 31)
 LOW_DATE = datetime(1900, 1, 1)
@@ -45,15 +44,8 @@ def table_lock(data_dir: Path, table: str) -> Iterator[None]:
     Delta commits are atomic, but a dimension rewrite racing with a fact appending inferred
     members could otherwise drop the members; the lock makes the second writer wait.
     """
-    folder = Path(data_dir) / "curated" / "_locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / f"{table}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with exclusive_lock(Path(data_dir) / "curated" / "_locks" / f"{table}.lock"):
         yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def default_for(arrow_type: pa.DataType) -> Any:
