@@ -1,6 +1,9 @@
-"""Take the README's screenshot of the asset graph: start `dagster dev` on a free localhost port
-against a small temporary sample, open the global asset lineage page in headless Chromium (Debian's
-`chromium` package: `apt-get install chromium`) and save a PNG.
+"""Take the README's screenshot of the asset graph: run the demo on a small temporary sample,
+start `dagster dev` on a free localhost port, open the global asset lineage page in headless
+Chromium and save a PNG.
+
+Needs Debian's Chromium (`apt-get install chromium`) and the Playwright driver from PyPI
+(`.venv/bin/pip install playwright`; it drives the system Chromium, nothing is downloaded):
 
     .venv/bin/python scripts/screenshot_asset_graph.py [--out docs/asset-graph.png]
 """
@@ -39,11 +42,31 @@ def wait_until_up(port: int, timeout: float = 180) -> None:
     raise SystemExit("dagster dev did not come up")
 
 
+def capture(chromium: str, url: str, out: Path, size: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    width, height = (int(v) for v in size.split(","))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.goto(url)
+        page.wait_for_timeout(6000)
+        welcome = page.get_by_role("button", name="Skip")  # the first-visit community dialog
+        if welcome.count():
+            welcome.click()
+            page.wait_for_timeout(1000)
+        page.screenshot(path=str(out))
+        browser.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "asset-graph.png")
     parser.add_argument("--path", default="/asset-groups", help="UI page to capture")
-    parser.add_argument("--size", default="1600,1000")
+    parser.add_argument("--size", default="1400,800")
     args = parser.parse_args()
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
@@ -63,15 +86,7 @@ def main() -> None:
     try:
         wait_until_up(port)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                f"--user-data-dir={work / 'chrome'}", f"--window-size={args.size}", "--hide-scrollbars",
-                "--virtual-time-budget=20000", f"--screenshot={args.out}", f"http://127.0.0.1:{port}{args.path}",
-            ],
-            check=True, timeout=180, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        capture(chromium, f"http://127.0.0.1:{port}{args.path}", args.out, args.size)
         print(f"saved {args.out}")
     finally:
         os.killpg(server.pid, signal.SIGTERM)
