@@ -1,10 +1,13 @@
 """The code location: every layer's definitions merged, with cross-cutting policy applied once."""
 
+from datetime import timedelta
+
 import dagster as dg
 
-from medallion_assets.engine.sources import load_sources
 from medallion_assets.base.definitions import build_base_definitions
 from medallion_assets.curated.definitions import build_curated_definitions
+from medallion_assets.engine.project import load_project_settings
+from medallion_assets.engine.sources import load_sources
 from medallion_assets.jobs import dimensions_job, facts_job, landing_to_base_job, medallion_daily_job
 from medallion_assets.landing.definitions import build_landing_definitions
 from medallion_assets.maintenance import build_maintenance_schedule, maintenance_job
@@ -27,11 +30,38 @@ def _landing_downstream(layers: dg.Definitions) -> dict[dg.AssetKey, list[dg.Ass
     return {key: sorted(children, key=str) for key, children in downstream.items()}
 
 
+# Curated tables follow their upstream: once per change (since_last_handled), never while an
+# upstream is still running (so a fact waits for the dimensions of the same change).
+CURATED_AUTOMATION = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("upstream changed")
+
+
+def _with_layer_policy(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """Freshness on every table of the lakehouse; automation on the curated layer."""
+    if spec.key.path[0] not in ("base", "curated"):
+        return spec
+    hours = load_project_settings().checks.freshness_hours
+    attributes = {"freshness_policy": dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=hours))}
+    if spec.group_name == "curated":
+        attributes["automation_condition"] = CURATED_AUTOMATION
+    return spec.replace_attributes(**attributes)
+
+
 def build_definitions() -> dg.Definitions:
     layers = dg.Definitions.merge(
         build_landing_definitions(),
         build_base_definitions(),
         build_curated_definitions(),
+    )
+    layers = layers.map_asset_specs(func=_with_layer_policy)
+    automation_sensor = dg.AutomationConditionSensorDefinition(
+        "curated_automation",
+        target=dg.AssetSelection.groups("curated"),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Updates curated tables when the base tables they read change.",
     )
     landing_sensor = build_landing_sensor(
         systems=load_sources(), downstream=_landing_downstream(layers), partitions_def=daily_partitions
@@ -41,7 +71,7 @@ def build_definitions() -> dg.Definitions:
         dg.Definitions(
             jobs=[medallion_daily_job, landing_to_base_job, dimensions_job, facts_job, maintenance_job],
             schedules=[build_daily_schedule(medallion_daily_job), build_maintenance_schedule()],
-            sensors=[landing_sensor, run_failure_notifier],
+            sensors=[landing_sensor, run_failure_notifier, automation_sensor],
             resources={"lakehouse": LakehouseResource()},
         ),
     )

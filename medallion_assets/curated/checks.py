@@ -4,7 +4,12 @@
 import dagster as dg
 
 from medallion_assets.curated.assets import asset_key
-from medallion_assets.engine.curated.checks import CheckOutcome, check_dimension, check_fact_references
+from medallion_assets.engine.curated.checks import (
+    CheckOutcome,
+    check_dimension,
+    check_fact_references,
+    check_unknown_share,
+)
 from medallion_assets.engine.curated.model import DimensionMeta, FactMeta
 from medallion_assets.resources import LakehouseResource
 
@@ -41,4 +46,18 @@ def build_fact_checks(*, meta: FactMeta) -> list[dg.AssetChecksDefinition]:
     def _check(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
         return _result(check_fact_references(meta, lakehouse.root))
 
-    return [_check]
+    @dg.asset_check(
+        asset=asset_key(meta.table),
+        name="unknown_member_share",
+        description=f"Share of rows mapped to -1 per key column at most {meta.spec.max_unknown_share:.0%} (see model.yaml).",
+    )
+    def _share(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
+        outcome = check_unknown_share(meta, lakehouse.root)
+        return dg.AssetCheckResult(
+            passed=outcome.passed,
+            description=outcome.description,
+            metadata=outcome.metadata,
+            severity=dg.AssetCheckSeverity.WARN,
+        )
+
+    return [_check, _share]

@@ -24,9 +24,15 @@ class SchedulesSettings(StrictModel):
     maintenance: ScheduleSettings = ScheduleSettings(cron="0 4 * * 0")
 
 
+class ChecksSettings(StrictModel):
+    freshness_hours: float = 36.0
+    """Freshness policy of every base and curated table: not updated for this long means stale."""
+
+
 class ProjectSettings(StrictModel):
     partitions: PartitionSettings
     schedules: SchedulesSettings = SchedulesSettings()
+    checks: ChecksSettings = ChecksSettings()
 
 
 @lru_cache(maxsize=8)

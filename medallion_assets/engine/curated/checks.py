@@ -62,6 +62,43 @@ def check_dimension(meta: DimensionMeta, data_dir: Path) -> list[CheckOutcome]:
     return outcomes
 
 
+def _mapped_columns(meta: FactMeta, dataset) -> list:
+    """The fact's columns that came from key mapping (``<dim>[_<role>]_id`` and calendar keys)."""
+    key_like = [c[: -len("_id")] + "_key" for c in dataset.schema.names if c.endswith("_id")]
+    key_like += [c for c in dataset.schema.names if c.startswith("calendar") and c.endswith("_key")]
+    mappings, _ = resolve_key_columns(
+        key_like, meta.dimensions, degenerate=meta.spec.degenerate_keys, source=meta.table, strict=False
+    )
+    return mappings
+
+
+def check_unknown_share(meta: FactMeta, data_dir: Path) -> CheckOutcome:
+    """Referential integrity as a rate: the share of rows mapped to the unknown member (-1) per
+    key column stays at or below ``max_unknown_share`` (or the column's override)."""
+    name = "unknown_member_share"
+    path = curated_path(data_dir, meta.table)
+    if not is_delta_table(path):
+        return CheckOutcome(name, False, f"{meta.table} has not been loaded")
+    dataset = DeltaTable(str(path)).to_pyarrow_dataset()
+    con = duckdb.connect()
+    metadata: dict[str, Any] = {}
+    too_high: dict[str, float] = {}
+    try:
+        con.register("f", dataset)
+        total = int(_scalar(con, "SELECT count(*) FROM f"))
+        for mapping in _mapped_columns(meta, dataset):
+            unknown = int(_scalar(con, f"SELECT count(*) FROM f WHERE {q(mapping.target)} = -1"))
+            share = unknown / total if total else 0.0
+            limit = meta.spec.unknown_share_overrides.get(mapping.target, meta.spec.max_unknown_share)
+            metadata[f"unknown_share_{mapping.target}"] = round(share, 6)
+            if share > limit:
+                too_high[mapping.target] = round(share, 4)
+    finally:
+        con.close()
+    description = "unknown-member shares within their limits" if not too_high else f"share of -1 above the limit: {too_high}"
+    return CheckOutcome(name, not too_high, description, metadata)
+
+
 def check_fact_references(meta: FactMeta, data_dir: Path) -> CheckOutcome:
     """Every surrogate id (and calendar key) of the fact exists in its dimension."""
     name = "dimension_ids_exist"
@@ -69,11 +106,7 @@ def check_fact_references(meta: FactMeta, data_dir: Path) -> CheckOutcome:
     if not is_delta_table(path):
         return CheckOutcome(name, False, f"{meta.table} has not been loaded")
     dataset = DeltaTable(str(path)).to_pyarrow_dataset()
-    key_like = [c[: -len("_id")] + "_key" for c in dataset.schema.names if c.endswith("_id")]
-    key_like += [c for c in dataset.schema.names if c.startswith("calendar") and c.endswith("_key")]
-    mappings, _ = resolve_key_columns(
-        key_like, meta.dimensions, degenerate=meta.spec.degenerate_keys, source=meta.table, strict=False
-    )
+    mappings = _mapped_columns(meta, dataset)
     orphans: dict[str, int] = {}
     con = duckdb.connect()
     try:

@@ -96,6 +96,12 @@ class FactSpec(StrictModel):
     date_column: str = Field(default="calendar_key", description="incremental: the date (or yyyymmdd) column")
     range_column: str | None = Field(default=None, description="replace: the column whose batch range is replaced")
     map_keys: bool = Field(default=True, description="map <dimension>[_<role>]_key columns to surrogate ids")
+    max_unknown_share: float = Field(
+        default=0.05, ge=0, le=1, description="check: highest share of rows mapped to -1 per key column"
+    )
+    unknown_share_overrides: dict[str, float] = Field(
+        default_factory=dict, description="check: per mapped column (e.g. calendar_ship_key), its own limit"
+    )
     degenerate_keys: list[str] = Field(
         default_factory=list, description="*_key columns that are not dimension references (kept as they are)"
     )

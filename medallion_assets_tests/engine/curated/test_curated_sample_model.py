@@ -84,3 +84,19 @@ def test_rerunning_the_sample_model_changes_nothing(sample_base: Path) -> None:
     assert _read(sample_base, "fact_sales").drop_columns(["lh_modified_date"]).sort_by("order_line_key").equals(
         before["fact_sales"].sort_by("order_line_key")
     )
+
+
+def test_unknown_member_share_check_honours_its_limits(sample_base: Path) -> None:
+    from dataclasses import replace
+
+    from medallion_assets.engine.curated.checks import check_unknown_share
+
+    _load_all(sample_base)
+    sales = load_curated_model().facts["fact_sales"]
+    outcome = check_unknown_share(sales, sample_base)
+    # Half the lines are not shipped; the sample model allows that for the ship date only.
+    assert outcome.passed
+    assert outcome.metadata["unknown_share_calendar_ship_key"] == 0.5
+    strict = replace(sales, spec=sales.spec.model_copy(update={"unknown_share_overrides": {}}))
+    failed = check_unknown_share(strict, sample_base)
+    assert not failed.passed and "calendar_ship_key" in failed.description
