@@ -15,7 +15,9 @@ import pytest
 from dagster_graphql import DagsterGraphQLClient
 from deltalake import DeltaTable
 
+from medallion_assets.definitions import defs
 from medallion_assets.engine.curated import load_curated_model
+from medallion_assets.resources import LakehouseResource
 
 REPO = Path(__file__).resolve().parents[1]
 DAGSTER = Path(sys.executable).parent / "dagster"
@@ -45,6 +47,25 @@ def server_up(port: int) -> bool:
         return False
 
 
+SAMPLE = ["--days", "2", "--customers", "200", "--order-lines", "2000", "--seed", "11"]
+DAYS = ("2026-01-01", "2026-01-02")
+
+
+def generate_sample_into(lake: Path) -> None:
+    generated = subprocess.run(
+        [sys.executable, "-m", "medallion_assets.cli", "--data-dir", str(lake), "sample", "generate", *SAMPLE],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert generated.returncode == 0, generated.stderr
+
+
+def comparable(table_dir: Path) -> list[tuple]:
+    """A base table's rows without the system timestamps of when the load ran."""
+    table = DeltaTable(str(table_dir)).to_pyarrow_table()
+    table = table.drop_columns([c for c in ("lh_created_date", "lh_modified_date") if c in table.column_names])
+    return sorted(tuple(str(v) for v in row.values()) for row in table.to_pylist())
+
+
 @pytest.fixture(scope="module")
 def dagster_dev(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
@@ -52,11 +73,7 @@ def dagster_dev(tmp_path_factory):
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {**os.environ, "DAGSTER_HOME": str(home), "MEDALLION_DATA_DIR": str(lake)}
-    generated = subprocess.run(
-        [sys.executable, "-m", "medallion_assets.cli", "sample", "generate", "--days", "2", "--customers", "200", "--order-lines", "2000"],
-        env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert generated.returncode == 0, generated.stderr
+    generate_sample_into(lake)
     port = free_port()
     log = open(root / "dagster_dev.log", "w")
     process = subprocess.Popen(
@@ -66,7 +83,7 @@ def dagster_dev(tmp_path_factory):
     try:
         wait_for(lambda: server_up(port) or process.poll() is not None, 180, "the webserver")
         assert process.poll() is None, (root / "dagster_dev.log").read_text()[-3000:]
-        yield DagsterGraphQLClient("127.0.0.1", port_number=port), home, lake
+        yield DagsterGraphQLClient("127.0.0.1", port_number=port), home, lake, env
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -101,9 +118,40 @@ def step_windows(home: Path, run_id: str) -> dict[str, tuple[float, float]]:
     return {step: (starts[step], ends[step]) for step in starts if step in ends}
 
 
+def test_cli_backfill_runs_each_partition_once_and_equals_day_by_day(dagster_dev, tmp_path):
+    _, home, lake, env = dagster_dev
+    backfill = subprocess.run(
+        [str(DAGSTER), "job", "backfill", "-j", "landing_to_base", "-w", "workspace.yaml",
+         "--from", DAYS[0], "--to", DAYS[-1], "--noprompt"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert backfill.returncode == 0, backfill.stderr[-2000:]
+
+    def finished_runs():
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            runs = instance.get_runs(filters=dg.RunsFilter(job_name="landing_to_base"))
+        done = [r for r in runs if r.is_finished]
+        return runs if runs and len(done) == len(runs) else None
+
+    runs = wait_for(finished_runs, 600, "the backfill runs")
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    assert sorted(r.tags["dagster/partition"] for r in runs) == list(DAYS)  # each partition once
+
+    # The same sample loaded day by day, in order, in process.
+    reference = tmp_path / "reference"
+    generate_sample_into(reference)
+    layer = [a for a in defs.assets if a.key.path[0] in ("landing", "base")]
+    with dg.DagsterInstance.ephemeral() as instance:
+        for day in DAYS:
+            dg.materialize(layer, partition_key=day, instance=instance,
+                           resources={"lakehouse": LakehouseResource(data_dir=str(reference))})
+    for table in ("erp_customer", "erp_employee", "erp_sales_order_line", "erp_product", "finance_budget"):
+        assert comparable(lake / "base" / table) == comparable(reference / "base" / table), table
+
+
 def test_medallion_daily_through_graphql_fills_every_layer(dagster_dev):
-    client, home, lake = dagster_dev
-    for day in ("2026-01-01", "2026-01-02"):
+    client, home, lake, _ = dagster_dev
+    for day in DAYS:
         run_id = run_to_completion(client, "medallion_daily", tags={"dagster/partition": day})
     assert DeltaTable(str(lake / "base" / "erp_customer")).to_pyarrow_dataset().count_rows() > 0
     assert DeltaTable(str(lake / "curated" / "fact_sales")).to_pyarrow_dataset().count_rows() > 0
@@ -121,7 +169,7 @@ def test_medallion_daily_through_graphql_fills_every_layer(dagster_dev):
 
 
 def test_dimensions_job_runs_steps_in_parallel(dagster_dev):
-    client, home, _ = dagster_dev
+    client, home, _, _ = dagster_dev
     run_id = run_to_completion(client, "dimensions")
     model = load_curated_model()
     dimension_steps = {f"curated__{t}" for t in ["dim_calendar", *(d.table for d in model.dimensions.values())]}
