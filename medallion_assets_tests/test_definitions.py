@@ -16,3 +16,13 @@ def test_every_source_object_has_a_landing_asset():
 def test_jobs_exist():
     for name in ("medallion_daily", "landing_to_base"):
         assert isinstance(defs.resolve_job_def(name).partitions_def, dg.DailyPartitionsDefinition)
+
+
+def test_the_code_location_loads_without_any_warning():
+    import subprocess
+    import sys
+
+    loaded = subprocess.run(
+        [sys.executable, "-W", "error", "-c", "import medallion_assets.definitions"], capture_output=True, text=True
+    )
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
