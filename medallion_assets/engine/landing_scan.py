@@ -55,6 +55,29 @@ def _day_folders_since(load_type_dir: Path, since: date | None) -> list[tuple[da
     return found
 
 
+def _newest_day(object_dir: Path) -> date | None:
+    """The newest day folder of an object, found by walking down the largest year, month, day."""
+    newest: date | None = None
+    for load_type in LOAD_TYPES:
+        folder = object_dir / load_type
+        parts = []
+        for _ in range(3):
+            if not folder.is_dir():
+                break
+            numeric = [e.name for e in os.scandir(folder) if e.is_dir() and e.name.isdigit()]
+            if not numeric:
+                break
+            folder = folder / max(numeric, key=int)
+            parts.append(int(folder.name))
+        if len(parts) == 3:
+            try:
+                day = date(*parts)
+            except ValueError:
+                continue
+            newest = day if newest is None or day > newest else newest
+    return newest
+
+
 def scan_for_new_files(data_dir: Path, systems: dict[str, SourceSystem], cursor: str | None) -> tuple[list[NewFile], str]:
     """New files since ``cursor``, and the cursor to store for the next scan."""
     state = json.loads(cursor) if cursor else {}
@@ -73,6 +96,9 @@ def _scan_landing_object(data_dir: Path, source: str, object_name: str, landing_
     key = f"{source}/{object_name}"
     entry = landing_state.get(key, {"newest": None, "seen": []})
     newest = date.fromisoformat(entry["newest"]) if entry["newest"] else None
+    if newest is None:
+        # A first look needs only the newest days: older ones are history, not arrivals.
+        newest = _newest_day(landing_object_dir(data_dir, source, object_name))
     since = newest - timedelta(days=RESCAN_DAYS) if newest else None
     seen = set(entry["seen"])
     found: list[NewFile] = []
