@@ -40,6 +40,7 @@ import duckdb
 import pyarrow as pa
 
 from medallion_assets.engine.base.reader import DELETE_FLAG, Extract
+from medallion_assets.engine.base.scan import connect
 
 OPEN_END = datetime(9999, 12, 31)
 KINDS = ("version", "sighting", "absent", "event", "extract")
@@ -119,47 +120,46 @@ def _content_hash(spec: HistorySpec) -> str:
 
 
 def observe(con: duckdb.DuckDBPyConnection, extract: Extract, spec: HistorySpec, name: str) -> None:
-    """Register the extract's observations as temp tables ``<name>_v``, ``<name>_s``, ``<name>_e``
-    (versions, sightings, delete events) and, for full/keys extracts, ``<name>_k`` (keys present)."""
+    """Register the extract's observations as relations ``<name>_v``, ``<name>_s``, ``<name>_e``
+    (versions, sightings, delete events) and, for full/keys extracts, ``<name>_k`` (keys present).
+
+    The extract is deduplicated once into ``<name>_all``; the others are views over it, so a
+    1M-row full extract is copied once, not four times."""
     con.register(f"{name}_raw", extract.rows)
     keys = _keys(spec)
     if extract.load_type == "keys":
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name}_k AS SELECT DISTINCT {keys} FROM {name}_raw")
-        con.unregister(f"{name}_raw")
+        # Only ever anti-joined against: duplicates do not matter, so no DISTINCT copy of 1M keys.
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name}_k AS SELECT {keys} FROM {name}_raw")
         return
     modify = spec.modify_date_column
     m_expr = f"coalesce(CAST({q(modify)} AS TIMESTAMP), $t)" if modify else "$t"
     has_flag = DELETE_FLAG in extract.rows.column_names
     is_delete = q(DELETE_FLAG) if has_flag else "false"
     cols = ", ".join(q(c) for c in spec.columns)
-    params = {"t": extract.extracted_at, "f": extract.file}
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {name}_all AS
         SELECT DISTINCT {cols}, {m_expr} AS _m, {_content_hash(spec)} AS _hash, {is_delete} AS _del
         FROM {name}_raw""",
         {"t": extract.extracted_at},
     )
+    con.unregister(f"{name}_raw")
+    # Views cannot take parameters: the extract's time and file go in as escaped literals.
+    t = f"TIMESTAMP '{extract.extracted_at.isoformat(sep=' ')}'"
+    f = "'" + extract.file.replace("'", "''") + "'::VARCHAR"
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {name}_v AS
-        SELECT {cols}, _m, _hash, $t::TIMESTAMP AS _t, $f::VARCHAR AS _file FROM {name}_all WHERE NOT _del""",
-        params,
+        f"""CREATE OR REPLACE TEMP VIEW {name}_v AS
+        SELECT {cols}, _m, _hash, {t} AS _t, {f} AS _file FROM {name}_all WHERE NOT _del"""
     )
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {name}_s AS
-        SELECT DISTINCT {keys}, _m, _hash, $t::TIMESTAMP AS _t, $f::VARCHAR AS _file FROM {name}_all WHERE NOT _del""",
-        params,
+        f"""CREATE OR REPLACE TEMP VIEW {name}_s AS
+        SELECT DISTINCT {keys}, _m, _hash, {t} AS _t, {f} AS _file FROM {name}_all WHERE NOT _del"""
     )
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {name}_e AS
-        SELECT DISTINCT {keys}, _m, $t::TIMESTAMP AS _t, $f::VARCHAR AS _file FROM {name}_all WHERE _del""",
-        params,
+        f"""CREATE OR REPLACE TEMP VIEW {name}_e AS
+        SELECT DISTINCT {keys}, _m, {t} AS _t, {f} AS _file FROM {name}_all WHERE _del"""
     )
     if extract.load_type == "full":
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {name}_k AS SELECT DISTINCT {keys} FROM {name}_all WHERE NOT _del"
-        )
-    con.execute(f"DROP TABLE {name}_all")
-    con.unregister(f"{name}_raw")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name}_k AS SELECT DISTINCT {keys} FROM {name}_all WHERE NOT _del")
 
 
 def _union(names: Sequence[str], empty: str) -> str:
@@ -183,7 +183,7 @@ def plan(
     only when a batch reveals a key earlier than extracts applied before (out-of-order loads).
     """
     own = con is None
-    con = con or duckdb.connect()
+    con = con or connect()
     try:
         if schema is None:
             data = [e.rows for e in extracts if e.load_type != "keys"]
@@ -200,19 +200,32 @@ def _plan(con, state, extracts, spec: HistorySpec, proto: pa.Table, reread_keys)
     keys = _keys(spec)
     cols = ", ".join(q(c) for c in spec.columns)
     con.register("proto", proto)
+    # One relation per observation kind, `state_<kind>`. For the loader's Parquet view each kind
+    # reads only its own files (binding a view over every file costs milliseconds per query).
+    by_kind = isinstance(state, str)
     if state is None:
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE state AS SELECT {cols}, NULL::VARCHAR AS _kind, NULL::TIMESTAMP AS _m,
             NULL::TIMESTAMP AS _t, NULL::BIGINT AS _hash, NULL::VARCHAR AS _file, NULL::VARCHAR AS _load_type FROM proto"""
         )
+        missing: list[str] = []
     else:
-        con.register("state_src", state)
+        if by_kind:  # a relation already defined on `con`, with `<state>__<kind>` views (see scan.py)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW state_src AS SELECT * FROM {state}__version")
+        else:
+            con.register("state_src", state)
         present = {row[0] for row in con.execute("SELECT column_name FROM (DESCRIBE SELECT * FROM state_src)").fetchall()}
         missing = [c for c in spec.columns if c not in present]
+        if not by_kind:
+            con.execute("CREATE OR REPLACE TEMP VIEW state AS SELECT * FROM state_src")
+    for kind in KINDS:
+        source = f"{state}__{kind}" if by_kind else f"(SELECT * FROM state WHERE _kind = '{kind}')"
         # Columns new in this batch are null in older observations; the typed empty `proto`
         # joined on false supplies them with the right types.
         extra = "".join(f", p.{q(c)}" for c in missing)
-        con.execute(f"CREATE OR REPLACE TEMP VIEW state AS SELECT s.*{extra} FROM state_src s LEFT JOIN proto p ON false")
+        join = " LEFT JOIN proto p ON false" if missing else ""
+        con.execute(f"CREATE OR REPLACE TEMP VIEW state_{kind} AS SELECT s.*{extra} FROM {source} s{join}")
+    con.execute("CREATE OR REPLACE TEMP VIEW state_deletion AS SELECT * FROM state_absent UNION ALL BY NAME SELECT * FROM state_event")
 
     names: list[str] = []
     for index, extract in enumerate(extracts):
@@ -225,24 +238,33 @@ def _plan(con, state, extracts, spec: HistorySpec, proto: pa.Table, reread_keys)
     empty_v = f"SELECT {cols}, NULL::TIMESTAMP AS _m, NULL::BIGINT AS _hash, NULL::TIMESTAMP AS _t, NULL::VARCHAR AS _file FROM proto"
     empty_s = f"SELECT {keys}, NULL::TIMESTAMP AS _m, NULL::BIGINT AS _hash, NULL::TIMESTAMP AS _t, NULL::VARCHAR AS _file FROM proto"
     empty_e = f"SELECT {keys}, NULL::TIMESTAMP AS _m, NULL::TIMESTAMP AS _t, NULL::VARCHAR AS _file FROM proto"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE b_v AS {_union([n + '_v' for n in data_names], empty_v)}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW b_v AS {_union([n + '_v' for n in data_names], empty_v)}")  # read once
     con.execute(f"CREATE OR REPLACE TEMP TABLE b_s AS {_union([n + '_s' for n in data_names], empty_s)}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE b_e AS {_union([n + '_e' for n in data_names], empty_e)}")
 
     # First sighting per key, before and with this batch.
-    con.execute(f"CREATE OR REPLACE TEMP TABLE sv AS SELECT {keys}, _m, _hash, _t FROM state WHERE _kind = 'version'")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE known AS SELECT {keys}, min(_t) AS _first FROM sv GROUP BY ALL")
     con.execute(f"CREATE OR REPLACE TEMP TABLE bfirst AS SELECT {keys}, min(_t) AS _first FROM b_s GROUP BY ALL")
+    # Keys' first sightings before this batch, for the keys the batch carries (a version row holds
+    # its first sighting).
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE allfirst AS SELECT {keys}, min(_first) AS _first
-        FROM (SELECT * FROM known UNION ALL SELECT * FROM bfirst) GROUP BY ALL"""
+        f"""CREATE OR REPLACE TEMP TABLE known AS
+        SELECT {_keys(spec, 'v')}, min(v._t) AS _first
+        FROM (SELECT {keys}, _t FROM state_version) v SEMI JOIN bfirst b ON {_on(spec, 'v', 'b')}
+        GROUP BY ALL"""
     )
-    # Absences in this batch's full and keys extracts.
+    # Absences in this batch's full and keys extracts: keys seen (before or in the batch) before
+    # the extract's time and missing from it. Anti-joining before deduplicating spares grouping
+    # every known key.
     con.execute(f"CREATE OR REPLACE TEMP TABLE b_a AS {empty_e}")
+    if presence:
+        con.execute(
+            f"""CREATE OR REPLACE TEMP VIEW seen AS
+            SELECT {keys}, _t FROM state_version UNION ALL SELECT {keys}, _t FROM b_s"""
+        )
     for name, extract in presence:
         con.execute(
-            f"""INSERT INTO b_a SELECT {_keys(spec, 'a')}, $t::TIMESTAMP, $t::TIMESTAMP, $f::VARCHAR
-            FROM allfirst a ANTI JOIN {name}_k k ON {_on(spec, 'a', 'k')} WHERE a._first < $t""",
+            f"""INSERT INTO b_a SELECT DISTINCT {_keys(spec, 'a')}, $t::TIMESTAMP, $t::TIMESTAMP, $f::VARCHAR
+            FROM (SELECT * FROM seen WHERE _t < $t) a ANTI JOIN {name}_k k ON {_on(spec, 'a', 'k')}""",
             {"t": extract.extracted_at, "f": extract.file},
         )
     # Keys seen earlier than before: extracts applied earlier may have missed them (out of order).
@@ -254,7 +276,7 @@ def _plan(con, state, extracts, spec: HistorySpec, proto: pa.Table, reread_keys)
     (lowest,) = con.execute("SELECT min(_new) FROM lowered").fetchall()[0]
     if lowest is not None:
         earlier = con.execute(
-            """SELECT DISTINCT _file, _t FROM state WHERE _kind = 'extract' AND _load_type IN ('full', 'keys') AND _t > $low
+            """SELECT DISTINCT _file, _t FROM state_extract WHERE _load_type IN ('full', 'keys') AND _t > $low
             ORDER BY _t""",
             {"low": lowest},
         ).fetchall()
@@ -277,19 +299,19 @@ def _plan(con, state, extracts, spec: HistorySpec, proto: pa.Table, reread_keys)
             )
             con.unregister("reread")
 
-    # Versions the state does not hold yet (or holds with a later first sighting).
+    # Versions the state does not hold yet (or holds with a later first sighting). Anti-joining
+    # before picking the first sighting per version gives the same rows: a version's earliest
+    # sighting survives the join exactly when any of its sightings does.
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE b_v1 AS
-        SELECT * FROM b_v QUALIFY row_number() OVER (PARTITION BY {keys}, _m, _hash ORDER BY _t, _file) = 1"""
-    )
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE newv AS SELECT b.* FROM b_v1 b
-        ANTI JOIN sv s
-        ON {_on(spec, 's', 'b', ['_m', '_hash'])} AND s._t <= b._t"""
+        f"""CREATE OR REPLACE TEMP TABLE newv AS
+        SELECT b.* FROM b_v b
+        ANTI JOIN (SELECT {keys}, _m, _hash, _t FROM state_version) s
+        ON {_on(spec, 's', 'b', ['_m', '_hash'])} AND s._t <= b._t
+        QUALIFY row_number() OVER (PARTITION BY {_keys(spec, 'b')}, b._m, b._hash ORDER BY b._t, b._file) = 1"""
     )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE delkeys AS
-        SELECT DISTINCT {keys} FROM state WHERE _kind IN ('absent', 'event')
+        SELECT DISTINCT {keys} FROM state_deletion
         UNION SELECT {keys} FROM b_a UNION SELECT {keys} FROM b_e"""
     )
     con.execute(
@@ -303,20 +325,30 @@ def _plan(con, state, extracts, spec: HistorySpec, proto: pa.Table, reread_keys)
         return f"SELECT {alias}.* FROM ({sql}) {alias} SEMI JOIN aff ON {_on(spec, alias, 'aff')}"
 
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE f_v AS "
-        + restricted(f"SELECT {cols}, _m, _hash, _t, _file FROM state WHERE _kind = 'version' UNION ALL SELECT * FROM newv", "z")
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE f_s AS "
-        + restricted(f"SELECT {keys}, _m, _hash, _t, _file FROM state WHERE _kind = 'sighting' UNION ALL SELECT * FROM b_s", "z")
+        f"""CREATE OR REPLACE TEMP TABLE f_v AS
+        SELECT z.* FROM (SELECT {cols}, _m, _hash, _t, _file FROM state_version) z
+        SEMI JOIN aff ON {_on(spec, 'z', 'aff')}
+        UNION ALL SELECT * FROM newv"""
     )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE f_d AS "
         + restricted(
-            f"""SELECT {keys}, _m, _t, _file, _kind FROM state WHERE _kind IN ('absent', 'event')
+            f"""SELECT {keys}, _m, _t, _file, _kind FROM state_deletion
             UNION ALL SELECT *, 'absent' FROM b_a UNION ALL SELECT *, 'event' FROM b_e""",
             "z",
         )
+    )
+    # The fold reads sightings only for keys with several versions or a deletion (a key with one
+    # version and no deletion is that version, open-ended): fetch no others.
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE cplx AS
+        SELECT {keys} FROM (SELECT DISTINCT {keys}, _m, _hash FROM f_v) GROUP BY ALL HAVING count(*) > 1
+        UNION SELECT {keys} FROM f_d"""
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE f_s AS
+        SELECT z.* FROM (SELECT {keys}, _m, _hash, _t, _file FROM state_sighting UNION ALL SELECT * FROM b_s) z
+        SEMI JOIN cplx ON {_on(spec, 'z', 'cplx')}"""
     )
     history = fold(con, spec, "f_v", "f_s", "f_d")
 
@@ -339,8 +371,11 @@ def _plan(con, state, extracts, spec: HistorySpec, proto: pa.Table, reread_keys)
         """
     ).to_arrow_table()
     affected = con.sql("SELECT * FROM aff").to_arrow_table()
-    (batch_keys,) = con.execute(f"SELECT count(*) FROM (SELECT DISTINCT {keys} FROM b_s UNION SELECT {keys} FROM b_e)").fetchall()[0]
+    (batch_keys,) = con.execute(f"SELECT count(*) FROM (SELECT {keys} FROM bfirst UNION SELECT {keys} FROM b_e)").fetchall()[0]
     new_state = new_state.select([c for c in list(spec.columns) + list(STATE_COLUMNS)])
+    # The connection may live on (the loader diffs on it): free the batch's big temp tables.
+    for table in [f"{n}_all" for n in data_names] + ["b_s", "known", "allfirst", "bfirst", "newv", "f_v", "f_s", "fv"]:
+        con.execute(f"DROP TABLE IF EXISTS {table}")
     return Plan(new_state=new_state, history=history, affected=affected, batch_keys=batch_keys)
 
 

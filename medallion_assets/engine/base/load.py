@@ -15,6 +15,10 @@ records the extract time in the Delta commit and never replaces a newer extract 
 one; ``append`` replaces the partition's own rows (by their ``lh_source_file`` landing path).
 Nothing is written before every file of the batch has been read and checked, so a bad file or an
 incompatible type change leaves every table untouched.
+
+Speed: tables are read through DuckDB's Parquet reader (``scan.py``), only the affected keys'
+observations are folded, and keyed tables keep their files sorted by key: a load replaces only
+the key ranges it changed (predicate overwrite), instead of a merge that rewrites every file.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Schema, write_deltalake
@@ -41,6 +45,7 @@ from medallion_assets.engine.base.reader import (
     partition_files,
     read_extract,
 )
+from medallion_assets.engine.base.scan import connect, register_delta
 from medallion_assets.engine.base.schema import BaseLoadError, align, unify
 from medallion_assets.engine.paths import inside, parse_landing_file
 
@@ -94,7 +99,7 @@ def _now() -> datetime:
 def _data_schema(dt: DeltaTable | None, skip_prefix: tuple[str, ...] = ("lh_", "_")) -> pa.Schema | None:
     if dt is None:
         return None
-    schema = dt.to_pyarrow_dataset().schema
+    schema = pa.schema(dt.schema().to_arrow())
     return pa.schema([f for f in schema if not f.name.startswith(skip_prefix)])
 
 
@@ -179,13 +184,16 @@ def _load_keyed(table, data_dir, extracts, schema, target, state, result: LoadRe
         history_columns=tuple(table.history_columns) if table.history_columns is not None else None,
     )
     applied: set[str] = set()
-    state_ds = None
+    con = connect()
+    state_view = None
     if state is not None:
-        state_ds = state.to_pyarrow_dataset()
-        done = state_ds.to_table(columns=["_file"], filter=pc.field("_kind") == "extract")
-        applied = set(done.column("_file").to_pylist())
+        register_delta(con, "state_delta", state, split=("_kind", history.KINDS))
+        state_view = "state_delta"
+        done = con.execute("SELECT DISTINCT _file FROM state_delta__extract").fetchall()
+        applied = {row[0] for row in done}
     new = [e for e in extracts if e.file not in applied]
     if not new:
+        con.close()
         result.status = "up_to_date"
         data = [e.rows.select(list(spec.keys)) for e in extracts if e.load_type != "keys"]
         result.unchanged = pa.concat_tables(data).group_by(list(spec.keys)).aggregate([]).num_rows if data else 0
@@ -203,9 +211,8 @@ def _load_keyed(table, data_dir, extracts, schema, target, state, result: LoadRe
         keys = extract.rows.select(list(spec.keys))
         return align(keys, pa.schema([schema.field(k) for k in spec.keys]), text_format=True, where=f"table {table.name!r}, file {file}")
 
-    con = duckdb.connect()
     try:
-        planned = history.plan(state_ds, new, spec, schema=schema, reread_keys=reread, con=con)
+        planned = history.plan(state_view, new, spec, schema=schema, reread_keys=reread, con=con)
         rows = planned.history if table.write_behaviour == "scd2" else history.current_rows(planned.history)
         changes = _diff(con, table, spec, rows, planned.affected, target, now)
     finally:
@@ -216,12 +223,25 @@ def _load_keyed(table, data_dir, extracts, schema, target, state, result: LoadRe
     result.unchanged = max(planned.batch_keys - changes["changed_keys"], 0)
     _commit_keyed(table, data_dir, changes["source"], target, schema, now)
     write_deltalake(
-        str(state_path(data_dir, table)),
+        state if state is not None else str(state_path(data_dir, table)),
         planned.new_state,
         mode="append",
         partition_by=["_kind"] if state is None else None,
         schema_mode="merge",
+        configuration=TABLE_CONFIG if state is None else None,
     )
+    _compact_state(data_dir, table, state)
+
+
+def _compact_state(data_dir: Path, table: BaseTable, state: DeltaTable | None) -> None:
+    """Every load appends a few small files per observation kind; once there are many, bin the
+    small ones (the data is unchanged, one atomic commit) so later loads open few files."""
+    if state is None:
+        state = DeltaTable(str(state_path(data_dir, table)))
+    else:
+        state.update_incremental()
+    if state.get_add_actions(flatten=False).num_rows > COMPACT_AFTER_FILES:
+        state.optimize.compact(target_size=COMPACT_SIZE)
 
 
 def _diff(con, table: BaseTable, spec: HistorySpec, rows: pa.Table, affected: pa.Table, target: DeltaTable | None, now) -> dict[str, Any]:
@@ -234,8 +254,9 @@ def _diff(con, table: BaseTable, spec: HistorySpec, rows: pa.Table, affected: pa
     con.register("aff_keys", affected)
     on_keys = " AND ".join(f"a.{q(k)} = o.{q(k)}" for k in spec.keys)
     if target is not None:
-        con.register("tgt", target.to_pyarrow_dataset())
-        existing = [c for c in out_columns if c in target.to_pyarrow_dataset().schema.names]
+        register_delta(con, "tgt", target)
+        names = {row[0] for row in con.execute("SELECT column_name FROM (DESCRIBE SELECT * FROM tgt)").fetchall()}
+        existing = [c for c in out_columns if c in names]
         fill = ", ".join(q(c) if c in existing else f"NULL AS {q(c)}" for c in out_columns)
         con.execute(f"CREATE OR REPLACE TEMP TABLE o_rows AS SELECT {fill} FROM (SELECT o.* FROM tgt o SEMI JOIN aff_keys a ON {on_keys})")
     else:
@@ -283,31 +304,102 @@ def _diff(con, table: BaseTable, spec: HistorySpec, rows: pa.Table, affected: pa
     }
 
 
+# Data files of keyed tables are written sorted by key and kept small, so a day's changes (mostly
+# recent keys) rewrite a few files instead of the whole table; see _key_ranges.
+FILE_SIZE = 4 << 20
+COMPACT_AFTER_FILES = 40  # state files (all kinds) before small ones are binned together
+COMPACT_SIZE = 8 << 20  # files at least this big are left alone, so big tables rewrite little
+# Checkpoints every 10 commits: opening a table then reads one Parquet checkpoint and at most
+# nine JSON commits, not the whole log (the default interval is 100 commits).
+TABLE_CONFIG = {"delta.checkpointInterval": "10"}
+MAX_RANGES = 16
+
+
 def _commit_keyed(table: BaseTable, data_dir: Path, source: pa.Table, target: DeltaTable | None, schema: pa.Schema, now) -> None:
     path = str(table_path(data_dir, table))
     columns = [c for c in source.column_names if c != "_action"]
+    scd2 = table.write_behaviour == "scd2"
+    match = list(table.business_keys) + (["lh_valid_from"] if scd2 else [])
+    order = [(c, "ascending") for c in match]
     if target is None:
-        inserts = source.filter(pc.equal(source.column("_action"), "insert")).select(columns)
-        write_deltalake(path, inserts, mode="error", partition_by=table.partition_by or None)
+        inserts = source.filter(pc.equal(source.column("_action"), "insert")).select(columns).sort_by(order)
+        write_deltalake(
+            path,
+            inserts,
+            mode="error",
+            partition_by=table.partition_by or None,
+            target_file_size=FILE_SIZE,
+            configuration={"delta.targetFileSize": str(FILE_SIZE), **TABLE_CONFIG},
+        )
         return
     if source.num_rows == 0:
         return
-    present = set(target.to_pyarrow_dataset().schema.names)
+    present = set(pa.schema(target.schema().to_arrow()).names)
     missing = [source.schema.field(c) for c in columns if c not in present]
     if missing:
         target.alter.add_columns(list(Schema.from_arrow(pa.schema(missing)).fields))
         target = DeltaTable(path)
-    scd2 = table.write_behaviour == "scd2"
-    match = list(table.business_keys) + (["lh_valid_from"] if scd2 else [])
-    predicate = " AND ".join(f"t.{q(c)} = s.{q(c)}" for c in match)
+    key = table.business_keys[0]
+    if not table.partition_by and pa.types.is_integer(source.schema.field(key).type) and present <= set(columns):
+        _rewrite_ranges(target, source, columns, match, key)
+        return
+    predicate = " AND ".join([f"t.{q(c)} = s.{q(c)}" for c in match] + _key_ranges(source, table.business_keys))
     values = {q(c): f"s.{q(c)}" for c in columns}
     (
-        target.merge(source, predicate, source_alias="s", target_alias="t")
+        target.merge(source.sort_by(order), predicate, source_alias="s", target_alias="t")
         .when_matched_delete(predicate="s._action = 'delete'")
         .when_matched_update(updates=values, predicate="s._action = 'update'")
         .when_not_matched_insert(updates=values, predicate="s._action = 'insert'")
         .execute()
     )
+
+
+def _rewrite_ranges(target: DeltaTable, source: pa.Table, columns: list[str], match: list[str], key: str) -> None:
+    """Apply the changes by replacing every row whose first key falls in the changed key ranges
+    with that region's new content, written sorted by key. Unlike a merge, whose output is not
+    ordered, this keeps the files clustered by key, so the next day's changes touch few files."""
+    (condition,) = _key_ranges(source, [key], alias=None)
+    con = connect()
+    try:
+        register_delta(con, "tgt", target)
+        con.register("src", source)
+        cols = ", ".join(q(c) for c in columns)
+        on = " AND ".join(f"c.{q(c)} = s.{q(c)}" for c in match)
+        order = ", ".join(q(c) for c in match)
+        data = con.sql(
+            f"""SELECT {cols} FROM (
+                SELECT c.* FROM (SELECT {cols} FROM tgt WHERE {condition}) c ANTI JOIN src s ON {on}
+                UNION ALL BY NAME SELECT {cols} FROM src WHERE _action IN ('insert', 'update'))
+            ORDER BY {order}"""
+        ).to_arrow_table()
+    finally:
+        con.close()
+    write_deltalake(target, data.cast(pa.schema([source.schema.field(c) for c in columns])), mode="overwrite", predicate=condition, target_file_size=FILE_SIZE)
+
+
+def _key_ranges(source: pa.Table, keys: list[str], alias: str | None = "t") -> list[str]:
+    """Target-side conditions every source key satisfies, so the merge skips (by min/max file
+    statistics) the files no source row can match. Integer keys only: their literals are exact.
+    The first key is split into at most MAX_RANGES ranges at its largest gaps, so a few old keys
+    next to many new ones do not open up the whole key space."""
+    conditions: list[str] = []
+    for index, key in enumerate(keys):
+        column = source.column(key)
+        if not pa.types.is_integer(column.type) or column.null_count or len(column) == 0:
+            continue
+        values = np.unique(column.to_numpy())
+        if index == 0 and len(values) > 1:
+            gaps = np.diff(values)
+            cut = np.sort(np.argsort(gaps, kind="stable")[-(MAX_RANGES - 1):])
+            cut = cut[gaps[cut] > 1]
+            starts = np.concatenate(([values[0]], values[cut + 1]))
+            ends = np.concatenate((values[cut], [values[-1]]))
+        else:
+            starts, ends = values[:1], values[-1:]
+        ref = f"{alias}.{q(key)}" if alias else q(key)
+        ranges = [f"({ref} >= {int(a)} AND {ref} <= {int(b)})" for a, b in zip(starts, ends, strict=True)]
+        conditions.append("(" + " OR ".join(ranges) + ")")
+    return conditions
 
 
 # --- overwrite and append -----------------------------------------------------------------
@@ -322,7 +414,7 @@ def _with_lineage(extracts: list[Extract], now: datetime) -> pa.Table:
         parts.append(e.rows.append_column("lh_source_file", pa.array([e.file] * e.rows.num_rows, pa.string())))
     rows = pa.concat_tables(parts)
     data = [c for c in rows.column_names if c != "lh_source_file"]
-    con = duckdb.connect()
+    con = connect()
     try:
         con.register("batch", rows)
         grouped = ", ".join(q(c) for c in data)
@@ -360,7 +452,7 @@ def _load_overwrite(table, data_dir, extracts, schema, target, result: LoadResul
 
 
 def _latest_per_key(rows: pa.Table, table: BaseTable) -> pa.Table:
-    con = duckdb.connect()
+    con = connect()
     try:
         con.register("batch", rows)
         keys = ", ".join(q(k) for k in table.business_keys)
@@ -390,7 +482,7 @@ def _load_append(table, data_dir, partition_date, extracts, schema, target, resu
         return
     predicate = _partition_predicate(table, partition_date)
     previous = target.to_pyarrow_dataset().to_table(columns=["lh_source_file"])
-    con = duckdb.connect()
+    con = connect()
     try:
         con.register("prev", previous)
         patterns = [f"landing/{ref.source}/{ref.object}/%/{partition_date:%Y/%m/%d}/%" for ref in table.landing]
@@ -439,7 +531,18 @@ def _write_quarantine(table: BaseTable, data_dir: Path, extracts: list[Extract],
 def _describe(result: LoadResult, target: DeltaTable | None) -> None:
     if target is None:
         return
-    dataset = target.to_pyarrow_dataset()
     result.delta_version = target.version()
-    result.schema = [(f.name, str(f.type)) for f in dataset.schema]
-    result.preview = dataset.head(5)
+    schema = pa.schema(target.schema().to_arrow())
+    result.schema = [(f.name, str(f.type)) for f in schema]
+    # A five-row preview through DuckDB's Parquet reader: pyarrow's head() decodes a whole file.
+    con = connect()
+    try:
+        register_delta(con, "preview_src", target)
+        preview = con.sql("SELECT * FROM preview_src LIMIT 5").to_arrow_table()
+    finally:
+        con.close()
+    try:
+        preview = preview.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+        pass
+    result.preview = preview

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from medallion_assets.engine.base.model import BaseTable
+from medallion_assets.engine.base.scan import connect
 from medallion_assets.engine.base.schema import BaseLoadError, normalise_names, plain_types
 from medallion_assets.engine.paths import LandingFile, list_landing_files
 
@@ -107,7 +108,7 @@ def read_landing_file(path: Path, fmt: str, options: dict[str, Any]) -> pa.Table
         if fmt == "parquet":
             table = pq.read_table(path)
         else:
-            con = duckdb.connect()
+            con = connect()
             try:
                 if fmt == "csv":
                     args, params = ["?"], [str(path)]
@@ -177,7 +178,7 @@ def _cast_types(table: pa.Table, column_types: dict[str, str], where: str) -> pa
     wanted = {c: t for c, t in column_types.items() if c in table.column_names}
     if not wanted:
         return table
-    con = duckdb.connect()
+    con = connect()
     try:
         con.register("batch", table)
         select = ", ".join(
@@ -235,7 +236,7 @@ def _apply_rules(table: pa.Table, meta: BaseTable, where: str) -> tuple[pa.Table
         test = _rule_sql(rule, own)
         failed.append(f"CASE WHEN coalesce(({test}), false) THEN NULL ELSE ? END")
         ordered.extend([*own, rule.name])
-    con = duckdb.connect()
+    con = connect()
     try:
         con.register("batch", table)
         failures = f"concat_ws(',', {', '.join(failed)})"
