@@ -6,7 +6,7 @@ serving-view refresh and the materialization metadata.
 """
 
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -70,47 +70,63 @@ def _publish(context: dg.AssetExecutionContext, root: Path, result: LoadResult) 
     return dg.MaterializeResult(metadata=result_metadata(result))
 
 
-def build_dimension_asset(*, meta: DimensionMeta) -> dg.AssetsDefinition:
-    """``["curated", "dim_<name>"]``, unpartitioned, depending on the tables its SQL reads."""
+def _curated_asset(
+    *,
+    table: str,
+    entity: str,
+    spec,
+    description: str,
+    metadata: dict[str, Any],
+    load: Callable[[Path, date | None], LoadResult],
+    deps: list[dg.AssetKey] | None = None,
+    partitioned: bool = False,
+) -> dg.AssetsDefinition:
+    """The one shape every curated asset has; ``load(root, partition_date)`` does the work."""
 
     @dg.asset(
-        key=asset_key(meta.table),
+        key=asset_key(table),
         group_name=GROUP,
         kinds=KINDS,
-        deps=deps_for(meta.reads),
-        description=meta.spec.description or f"Dimension {meta.table} ({meta.spec.write_pattern}) from {meta.sql_path.name}",
-        retry_policy=retry_policy(meta.spec.retry),
-        metadata={"sql_file": dg.MetadataValue.path(str(meta.sql_path)), "write_pattern": meta.spec.write_pattern},
-        tags={ENTITY_TAG: "dimension"},
+        deps=deps or [],
+        partitions_def=daily_partitions if partitioned else None,
+        description=description,
+        retry_policy=retry_policy(spec.retry),
+        metadata=metadata,
+        tags={ENTITY_TAG: entity},
     )
-    def _dimension(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> dg.MaterializeResult:
+    def _entity(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> dg.MaterializeResult:
         root = lakehouse.root
-        with step_timeout(context, meta.spec.timeout_seconds):
-            result = load_dimension(meta, root)
+        partition = date.fromisoformat(context.partition_key) if context.has_partition_key else None
+        with step_timeout(context, spec.timeout_seconds):
+            result = load(root, partition)
         return _publish(context, root, result)
 
-    return _dimension
+    return _entity
+
+
+def build_dimension_asset(*, meta: DimensionMeta) -> dg.AssetsDefinition:
+    """``["curated", "dim_<name>"]``, unpartitioned, depending on the tables its SQL reads."""
+    return _curated_asset(
+        table=meta.table,
+        entity="dimension",
+        spec=meta.spec,
+        description=meta.spec.description or f"Dimension {meta.table} ({meta.spec.write_pattern}) from {meta.sql_path.name}",
+        metadata={"sql_file": dg.MetadataValue.path(str(meta.sql_path)), "write_pattern": meta.spec.write_pattern},
+        deps=deps_for(meta.reads),
+        load=lambda root, _: load_dimension(meta, root),
+    )
 
 
 def build_calendar_asset(*, meta: CalendarMeta) -> dg.AssetsDefinition:
     """``["curated", "dim_calendar"]``, generated from the configured date range."""
-
-    @dg.asset(
-        key=asset_key(meta.table),
-        group_name=GROUP,
-        kinds=KINDS,
+    return _curated_asset(
+        table=meta.table,
+        entity="dimension",
+        spec=meta.spec,
         description=meta.spec.description,
-        retry_policy=retry_policy(meta.spec.retry),
         metadata={"start": str(meta.spec.start), "end": str(meta.spec.end)},
-        tags={ENTITY_TAG: "dimension"},
+        load=lambda root, _: load_calendar(meta, root),
     )
-    def _calendar(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> dg.MaterializeResult:
-        root = lakehouse.root
-        with step_timeout(context, meta.spec.timeout_seconds):
-            result = load_calendar(meta, root)
-        return _publish(context, root, result)
-
-    return _calendar
 
 
 def build_fact_asset(*, meta: FactMeta, dimension_tables: Iterable[str] = ()) -> dg.AssetsDefinition:
@@ -121,23 +137,13 @@ def build_fact_asset(*, meta: FactMeta, dimension_tables: Iterable[str] = ()) ->
     Incremental facts are daily partitioned.
     """
     extra = list(dimension_tables) if meta.spec.map_keys else []
-
-    @dg.asset(
-        key=asset_key(meta.table),
-        group_name=GROUP,
-        kinds=KINDS,
-        deps=deps_for(meta.reads, extra),
-        partitions_def=daily_partitions if meta.is_partitioned else None,
+    return _curated_asset(
+        table=meta.table,
+        entity=meta.kind,
+        spec=meta.spec,
         description=meta.spec.description or f"{meta.kind.title()} {meta.table} ({meta.spec.write_pattern})",
-        retry_policy=retry_policy(meta.spec.retry),
         metadata={"sql_file": dg.MetadataValue.path(str(meta.sql_path)), "write_pattern": meta.spec.write_pattern},
-        tags={ENTITY_TAG: meta.kind},
+        deps=deps_for(meta.reads, extra),
+        partitioned=meta.is_partitioned,
+        load=lambda root, partition: load_fact(meta, root, partition_date=partition),
     )
-    def _fact(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> dg.MaterializeResult:
-        root = lakehouse.root
-        partition = date.fromisoformat(context.partition_key) if context.has_partition_key else None
-        with step_timeout(context, meta.spec.timeout_seconds):
-            result = load_fact(meta, root, partition_date=partition)
-        return _publish(context, root, result)
-
-    return _fact
