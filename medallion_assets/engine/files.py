@@ -48,11 +48,6 @@ def atomic_path(final: Path) -> Iterator[Path]:
             temp.unlink()
 
 
-def write_bytes_atomic(final: Path, data: bytes) -> None:
-    with atomic_path(final) as temp:
-        temp.write_bytes(data)
-
-
 def copy_file_atomic(source: Path, final: Path) -> None:
     with atomic_path(final) as temp, open(source, "rb") as src, open(temp, "wb") as dst:
         while chunk := src.read(1 << 20):
