@@ -14,6 +14,7 @@ from medallion_assets.landing.definitions import build_landing_definitions
 from medallion_assets.maintenance import build_maintenance_schedule, maintenance_job
 from medallion_assets.partitions import daily_partitions
 from medallion_assets.resources import LakehouseResource
+from medallion_assets.rollback import rollback_job
 from medallion_assets.schedules import build_daily_schedule
 from medallion_assets.sensors import build_landing_sensor, run_failure_notifier
 
@@ -74,7 +75,7 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions.merge(
         layers,
         dg.Definitions(
-            jobs=[medallion_daily_job, landing_to_base_job, dimensions_job, facts_job, maintenance_job],
+            jobs=[medallion_daily_job, landing_to_base_job, dimensions_job, facts_job, maintenance_job, rollback_job],
             schedules=[build_daily_schedule(medallion_daily_job), build_maintenance_schedule()],
             sensors=[landing_sensor, run_failure_notifier, automation_sensor],
             resources={"lakehouse": LakehouseResource()},

@@ -29,7 +29,7 @@ def test_the_code_location_loads_without_any_warning():
 
 
 def test_orchestration_is_all_there():
-    for job in ("medallion_daily", "landing_to_base", "dimensions", "facts", "maintenance"):
+    for job in ("medallion_daily", "landing_to_base", "dimensions", "facts", "maintenance", "rollback_run"):
         assert defs.resolve_job_def(job) is not None
     assert {s.name for s in defs.schedules} == {"medallion_daily_schedule", "maintenance_schedule"}
     assert {s.name for s in defs.sensors} == {
