@@ -176,3 +176,16 @@ def test_failure_sensor_logs_when_no_webhook_is_set(monkeypatch):
         run_failure_notifier(context)
     (message,) = warnings
     assert "failing_job failed at explode" in message and "boom: source unreachable" in message
+
+
+def test_the_webhook_url_never_reaches_the_log(monkeypatch):
+    secret = "http://127.0.0.1:9/hooks/T000-SECRET-TOKEN"  # nothing listens on port 9
+    monkeypatch.setenv("MEDALLION_WEBHOOK_URL", secret)
+    logged = []
+    with dg.DagsterInstance.ephemeral() as instance:
+        context = failure_context(instance)
+        for level in ("info", "warning", "error"):
+            monkeypatch.setattr(type(context.log), level, lambda self, message, *a, **k: logged.append(message))
+        run_failure_notifier(context)
+    assert logged and "not delivered" in logged[-1]
+    assert all("SECRET-TOKEN" not in message and "127.0.0.1:9" not in message for message in logged)
