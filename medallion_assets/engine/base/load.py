@@ -16,6 +16,12 @@ one; ``append`` replaces the partition's own rows (by their ``lh_source_file`` l
 Nothing is written before every file of the batch has been read and checked, so a bad file or an
 incompatible type change leaves every table untouched.
 
+Concurrency: a backfill and a sensor-triggered run may load the same table at once. Each load
+reads the table and its state, computes, then commits, so two overlapping loads would either fail
+on a Delta commit conflict or commit a result computed from a stale read; ``load_partition``
+therefore holds a per-table file lock (``base/_locks/<table>.lock``) around the whole cycle, and
+re-runs the cycle (re-reading) if a writer outside the lock still wins a commit race.
+
 Speed: tables are read through DuckDB's Parquet reader (``scan.py``), only the affected keys'
 observations are folded, and keyed tables keep their files sorted by key: a load replaces only
 the key ranges it changed (predicate overwrite), instead of a merge that rewrites every file.
@@ -47,6 +53,8 @@ from medallion_assets.engine.base.reader import (
 )
 from medallion_assets.engine.base.scan import connect, register_delta
 from medallion_assets.engine.base.schema import BaseLoadError, align, unify
+from medallion_assets.engine.conflicts import retry_on_commit_conflict
+from medallion_assets.engine.files import exclusive_lock
 from medallion_assets.engine.paths import inside, parse_landing_file
 
 EXTRACTED_AT_KEY = "medallion.extracted_at"
@@ -103,10 +111,23 @@ def _data_schema(dt: DeltaTable | None, skip_prefix: tuple[str, ...] = ("lh_", "
     return pa.schema([f for f in schema if not f.name.startswith(skip_prefix)])
 
 
+def lock_path(data_dir: Path, table: BaseTable) -> Path:
+    return inside(data_dir, f"base/_locks/{table.name}.lock")
+
+
 def load_partition(table: BaseTable, data_dir: Path, partition_date: date, *, now: datetime | None = None) -> LoadResult:
-    """Load one daily partition of ``table`` (``recreate`` rebuilds from every partition up to it)."""
+    """Load one daily partition of ``table`` (``recreate`` rebuilds from every partition up to it).
+
+    Loads of one table run one at a time across processes (see the module docstring); a commit
+    conflict with an outside writer re-runs the whole read-compute-commit, never just the commit.
+    """
     data_dir = Path(data_dir)
     now = now or _now()
+    with exclusive_lock(lock_path(data_dir, table)):
+        return retry_on_commit_conflict(lambda: _load_partition(table, data_dir, partition_date, now))
+
+
+def _load_partition(table: BaseTable, data_dir: Path, partition_date: date, now: datetime) -> LoadResult:
     result = LoadResult(table=table.name, partition_date=partition_date, write_behaviour=table.write_behaviour)
     selection: Selection = (
         history_files(table, data_dir, partition_date) if table.recreate else partition_files(table, data_dir, partition_date)
