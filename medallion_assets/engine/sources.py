@@ -7,7 +7,7 @@ location loads, so a typo is an error naming the file, the object and the field 
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from medallion_assets.engine.metadata import MetadataError, StrictModel, load_model, metadata_root
 from medallion_assets.engine.paths import is_valid_name
 from medallion_assets.engine.policies import RetrySettings
+from medallion_assets.engine.sqltree import SqlRejected, parse_statements, table_functions
 
 ExtractMode = Literal["full", "incremental", "keys"]
 FileFormat = Literal["csv", "parquet", "json"]
@@ -33,6 +34,15 @@ def _check_name(value: str, what: str) -> str:
     return value
 
 
+def _relative_inside(value: str) -> str:
+    """Paths in metadata stay below the data root: relative, without ``..`` (symlinks are
+    checked again when the path is used)."""
+    path = PurePosixPath(value.replace("\\", "/"))
+    if path.is_absolute() or value.startswith("~") or ".." in path.parts:
+        raise ValueError(f"path {value!r} must be relative to the data root and may not contain '..'")
+    return value
+
+
 class DuckDBConnection(StrictModel):
     """A source system reachable as a DuckDB database file (the sample ERP)."""
 
@@ -42,12 +52,38 @@ class DuckDBConnection(StrictModel):
         default=None, description="SQL returning the source's current timestamp; wall clock when unset"
     )
 
+    @field_validator("database")
+    @classmethod
+    def _database_inside(cls, value: str) -> str:
+        return _relative_inside(value)
+
+    @field_validator("clock_query")
+    @classmethod
+    def _read_only_clock(cls, value: str | None) -> str | None:
+        # It runs against the source with file access on: one SELECT, no file-reading functions.
+        if value is None:
+            return value
+        try:
+            statements = parse_statements(value)
+        except SqlRejected as exc:
+            raise ValueError(f"clock_query rejected: {exc}") from None
+        if len(statements) != 1:
+            raise ValueError(f"clock_query must be exactly one SELECT statement, found {len(statements)}")
+        if functions := table_functions(statements[0]):
+            raise ValueError(f"clock_query may not call table functions ({', '.join(sorted(functions))})")
+        return value
+
 
 class DropFolderConnection(StrictModel):
     """A source that pushes files into a folder (finance's budget)."""
 
     type: Literal["drop_folder"]
     folder: str = Field(description="drop folder, relative to the data root")
+
+    @field_validator("folder")
+    @classmethod
+    def _folder_inside(cls, value: str) -> str:
+        return _relative_inside(value)
 
 
 Connection = Annotated[DuckDBConnection | DropFolderConnection, Field(discriminator="type")]

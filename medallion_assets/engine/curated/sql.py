@@ -9,7 +9,6 @@ tables, with file-system access disabled and the configuration locked before the
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from medallion_assets.engine.curated.errors import CuratedError
+from medallion_assets.engine.sqltree import SqlRejected, parse_statements, walk
 
 SCHEMAS = ("base", "curated")
 # Table functions that generate rows and touch neither files nor settings.
@@ -57,20 +57,10 @@ def parse_select(sql: str, *, source: str) -> tuple[TableRef, ...]:
     """
     if not sql or not sql.strip():
         raise CuratedError(f"{source}: SQL is empty")
-    con = duckdb.connect()
     try:
-        raw = con.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0]
-    except duckdb.Error as exc:  # pragma: no cover - json_serialize_sql reports errors in its result
-        raise CuratedError(f"{source}: SQL cannot be parsed: {exc}") from exc
-    finally:
-        con.close()
-    tree = json.loads(raw)
-    if tree.get("error"):
-        message = tree.get("error_message", "unknown error")
-        if tree.get("error_type") == "not implemented":
-            message = "only a single read-only SELECT (or WITH ... SELECT) statement is allowed; " + message
-        raise CuratedError(f"{source}: SQL rejected: {message}")
-    statements = tree.get("statements", [])
+        statements = parse_statements(sql)
+    except SqlRejected as exc:
+        raise CuratedError(f"{source}: SQL rejected: {exc}") from None
     if len(statements) != 1:
         raise CuratedError(f"{source}: SQL must be exactly one SELECT statement, found {len(statements)}")
     ctes: set[str] = set()
@@ -80,19 +70,8 @@ def parse_select(sql: str, *, source: str) -> tuple[TableRef, ...]:
     return tuple(sorted(refs))
 
 
-def _walk(node: Any) -> Iterator[dict[str, Any]]:
-    stack = [node]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            yield item
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-
-
 def _collect_ctes(node: Any, ctes: set[str]) -> None:
-    for item in _walk(node):
+    for item in walk(node):
         cte_map = item.get("cte_map")
         if isinstance(cte_map, dict):
             for entry in cte_map.get("map", []):
@@ -100,7 +79,7 @@ def _collect_ctes(node: Any, ctes: set[str]) -> None:
 
 
 def _collect_refs(node: Any, ctes: set[str], refs: set[TableRef], source: str) -> None:
-    for item in _walk(node):
+    for item in walk(node):
         kind = item.get("type")
         if kind == "BASE_TABLE":
             schema = str(item.get("schema_name", "")).lower()
