@@ -143,6 +143,7 @@ def _load_partition(table: BaseTable, data_dir: Path, partition_date: date, now:
 
     extracts = [read_extract(table, f, data_dir) for f in selection.files]
     result.rows_read = sum(e.rows_read for e in extracts if e.load_type != "keys")
+    _refuse_empty_full_extract(table, extracts, target)
     state = None if table.recreate else _open(state_path(data_dir, table))
     stored = _data_schema(target) or _data_schema(state)
     extracts, schema = _align_batch(table, extracts, stored)
@@ -164,6 +165,19 @@ def _load_partition(table: BaseTable, data_dir: Path, partition_date: date, now:
     _write_quarantine(table, data_dir, extracts, now)
     _describe(result, _open(table_path(data_dir, table)))
     return result
+
+
+def _refuse_empty_full_extract(table: BaseTable, extracts: list[Extract], target: DeltaTable | None) -> None:
+    """A full or keys extract without a single row would delete (or empty) everything stored; far
+    more often it is a broken export than an empty source, so it needs an explicit opt-in."""
+    if table.allow_empty_full_extract or target is None or target.to_pyarrow_dataset().count_rows() == 0:
+        return
+    for extract in extracts:
+        if extract.load_type in ("full", "keys") and extract.rows.num_rows == 0 and extract.rows_read == 0:
+            raise BaseLoadError(
+                f"table {table.name!r}, file {extract.file}: the {extract.load_type} extract has no rows, which would "
+                f"remove every stored row; refusing. If the source really is empty, set allow_empty_full_extract: true"
+            )
 
 
 def _align_batch(table: BaseTable, extracts: list[Extract], stored: pa.Schema | None) -> tuple[list[Extract], pa.Schema]:

@@ -136,6 +136,10 @@ class BaseTable(StrictModel):
     history_columns: list[str] | None = Field(default=None, description="scd2: track history on these only")
     partition_by: list[str] = Field(default_factory=list)
     recreate: bool = False
+    allow_empty_full_extract: bool = Field(
+        default=False,
+        description="accept a full or keys extract with no rows (it deletes every stored key); refused by default",
+    )
     include: bool = True
     transformation: str | None = Field(default=None, description="dotted path of f(table) -> table")
     quality_rules: list[QualityRule] = Field(default_factory=list)

@@ -104,6 +104,8 @@ def lineage_name(path: Path, data_dir: Path) -> str:
 def read_landing_file(path: Path, fmt: str, options: dict[str, Any]) -> pa.Table:
     """Read one file as Arrow; CSV and JSON through DuckDB's readers (type inference), Parquet with pyarrow."""
     path = Path(path)
+    if fmt in ("csv", "json") and path.is_file() and path.stat().st_size == 0:
+        raise BaseLoadError(f"{path}: the {fmt} landing file is empty (0 bytes)")
     try:
         if fmt == "parquet":
             table = pq.read_table(path)
@@ -111,7 +113,10 @@ def read_landing_file(path: Path, fmt: str, options: dict[str, Any]) -> pa.Table
             con = connect()
             try:
                 if fmt == "csv":
-                    args, params = ["?"], [str(path)]
+                    # The dialect is stated, not sniffed: a sniffer that meets a broken row falls back to
+                    # another dialect and loads garbage; stated, a broken row is an error with its line.
+                    options = {"delimiter": ",", "quote_char": '"', "header": True, **options}
+                    args, params = ["?", "strict_mode := true"], [str(path)]
                     for option, name in (
                         ("delimiter", "delim"),
                         ("header", "header"),
@@ -127,19 +132,41 @@ def read_landing_file(path: Path, fmt: str, options: dict[str, Any]) -> pa.Table
                         nulls = options["null_values"]
                         args.append("nullstr := ?")
                         params.append(list(nulls) if isinstance(nulls, list | tuple) else [nulls])
-                    relation = con.sql(f"SELECT * FROM read_csv({', '.join(args)})", params=params)
+                    try:
+                        table = con.sql(f"SELECT * FROM read_csv({', '.join(args)})", params=params).to_arrow_table()
+                    except duckdb.Error as exc:
+                        detail = _csv_position(con, path, args, params, options["delimiter"]) or exc
+                        raise BaseLoadError(f"{path}: cannot read csv landing file: {detail}") from None
                 else:
                     records = options.get("records")
                     if records is None:
                         relation = con.sql("SELECT * FROM read_json(?)", params=[str(path)])
                     else:
                         relation = con.sql("SELECT * FROM read_json(?, records := ?)", params=[str(path), records])
-                table = relation.to_arrow_table()
+                    table = relation.to_arrow_table()
             finally:
                 con.close()
     except (duckdb.Error, pa.ArrowException, OSError) as exc:
         raise BaseLoadError(f"{path}: cannot read {fmt} landing file: {exc}") from None
     return plain_types(table)
+
+
+def _csv_position(con: Any, path: Path, args: list[str], params: list[Any], delimiter: str) -> str | None:
+    """Read the file again as text columns named by its header, without sniffing, so DuckDB
+    reports the line and the kind of the first broken row; ``None`` when that read succeeds."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            header = handle.readline().rstrip("\r\n").split(delimiter)
+    except OSError:
+        return None
+    columns = {name.strip().strip('"') or f"column{i}": "VARCHAR" for i, name in enumerate(header)}
+    try:
+        con.sql(
+            f"SELECT * FROM read_csv({', '.join(args)}, auto_detect := false, columns := ?)", params=[*params, columns]
+        ).fetchall()
+    except duckdb.Error as exc:
+        return str(exc)
+    return None
 
 
 @lru_cache(maxsize=32)
