@@ -278,6 +278,37 @@ def _apply_rules(table: pa.Table, meta: BaseTable, where: str) -> tuple[pa.Table
     return good, (quarantined if quarantined.num_rows else None)
 
 
+AMBIGUOUS_KEY_RULE = "ambiguous_business_key"
+
+
+def _set_aside_ambiguous_keys(table: pa.Table, meta: BaseTable, where: str) -> tuple[pa.Table, pa.Table | None]:
+    """Rows of one key that differ while nothing orders them (same or no modify date) cannot be
+    merged without guessing which is right: they go to quarantine, not silently one of them."""
+    if not meta.keyed or table.num_rows < 2:
+        return table, None
+    group = [*meta.business_keys, *([meta.modify_date_column] if meta.modify_date_column else [])]
+    partition = ", ".join(_quote(c) for c in group)
+    row_hash = f"hash({', '.join(_quote(c) for c in table.column_names)})"
+    con = connect()
+    try:
+        con.register("batch", table)
+        flagged = con.sql(
+            f"SELECT *, min({row_hash}) OVER w <> max({row_hash}) OVER w AS lh_ambiguous "
+            f"FROM batch WINDOW w AS (PARTITION BY {partition})"
+        ).to_arrow_table()
+    except duckdb.Error as exc:
+        raise BaseLoadError(f"{where}: checking business keys for ambiguous rows failed: {exc}") from None
+    finally:
+        con.close()
+    bad = flagged.column("lh_ambiguous")
+    if not pc.any(bad).as_py():
+        return table, None
+    good = flagged.filter(pc.invert(bad)).drop_columns(["lh_ambiguous"])
+    aside = flagged.filter(bad).drop_columns(["lh_ambiguous"])
+    aside = aside.append_column("lh_quarantine_rules", pa.array([AMBIGUOUS_KEY_RULE] * aside.num_rows, pa.string()))
+    return good, aside
+
+
 def _delete_flag(table: pa.Table, meta: BaseTable, where: str) -> pa.Table:
     condition = meta.delete_condition
     if condition is None:
@@ -327,6 +358,9 @@ def prepare(raw: pa.Table, meta: BaseTable, load_type: str, where: str) -> tuple
         if missing:
             raise BaseLoadError(f"{where}: partition_by column(s) {missing} are missing")
     table, quarantined = _apply_rules(table, meta, where)
+    table, ambiguous = _set_aside_ambiguous_keys(table, meta, where)
+    if ambiguous is not None:
+        quarantined = ambiguous if quarantined is None else pa.concat_tables([quarantined, ambiguous], promote_options="permissive")
     table = _delete_flag(table, meta, where)
     if keep_delete_column:
         table = table.drop_columns([meta.delete_condition.column])
