@@ -123,8 +123,42 @@ def load_partition(table: BaseTable, data_dir: Path, partition_date: date, *, no
     """
     data_dir = Path(data_dir)
     now = now or _now()
+    load = _recreate if table.recreate else _load_partition
     with exclusive_lock(lock_path(data_dir, table)):
-        return retry_on_commit_conflict(lambda: _load_partition(table, data_dir, partition_date, now))
+        return retry_on_commit_conflict(lambda: load(table, data_dir, partition_date, now))
+
+
+STAGING_PREFIX = "_recreate_"
+
+
+def _recreate(table: BaseTable, data_dir: Path, partition_date: date, now: datetime) -> LoadResult:
+    """Rebuild beside the table, then replace the table, its state and its quarantine each with
+    one Delta overwrite commit: a reader, or a kill at any moment, sees the old table or the new
+    one, never none. A kill during the rebuild leaves only the staging tables, cleared next time."""
+    staged = table.model_copy(update={"name": f"{STAGING_PREFIX}{table.name}"})
+    result = _load_partition(staged, data_dir, partition_date, now)
+    for path_of in (table_path, state_path, quarantine_path):
+        _replace_with(path_of(data_dir, staged), path_of(data_dir, table))
+    for path_of in (table_path, state_path, quarantine_path):
+        shutil.rmtree(path_of(data_dir, staged), ignore_errors=True)
+    result.table = table.name
+    _describe(result, _open(table_path(data_dir, table)))
+    return result
+
+
+def _replace_with(staged_path: Path, real_path: Path) -> None:
+    staged, real = _open(staged_path), _open(real_path)
+    if staged is None:
+        if real is not None:
+            real.delete()  # the rebuild has no such rows: one commit that removes them all
+        return
+    write_deltalake(
+        str(real_path),
+        staged.to_pyarrow_table(),
+        mode="overwrite",
+        schema_mode="overwrite",
+        partition_by=staged.metadata().partition_columns or None,
+    )
 
 
 def _load_partition(table: BaseTable, data_dir: Path, partition_date: date, now: datetime) -> LoadResult:
@@ -151,6 +185,7 @@ def _load_partition(table: BaseTable, data_dir: Path, partition_date: date, now:
     result.quarantined = sum(e.quarantine.num_rows for e in quarantine)
 
     if table.recreate:
+        # Only ever the staging tables of _recreate: clear what an interrupted rebuild left.
         for path in (table_path(data_dir, table), state_path(data_dir, table), quarantine_path(data_dir, table)):
             if path.exists():
                 shutil.rmtree(path)
