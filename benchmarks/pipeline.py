@@ -28,7 +28,7 @@ from deltalake import DeltaTable
 
 import medallion_assets.engine.sample as sample_module
 from medallion_assets.engine.base import load_base_tables, load_partition
-from medallion_assets.engine.curated import load_calendar, load_curated_model, load_dimension, load_fact
+from medallion_assets.engine.curated import load_curated_model, load_model
 from medallion_assets.engine.serving import refresh_serving_views
 from medallion_assets.engine.paths import list_landing_files
 
@@ -114,12 +114,7 @@ def main() -> None:
 
     model = load_curated_model()
     with layer("curated: calendar, dimensions, facts, bridges", report):
-        if model.calendar is not None:
-            load_calendar(model.calendar, data_dir)
-        for dimension in model.dimensions.values():
-            load_dimension(dimension, data_dir)
-        for fact in model.facts.values():
-            load_fact(fact, data_dir)
+        load_model(data_dir, model)
 
     with layer("serving: warehouse.duckdb views", report):
         refresh_serving_views(data_dir)

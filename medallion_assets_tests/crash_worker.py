@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from medallion_assets.engine.base import load_base_tables, load_partition
-from medallion_assets.engine.curated import load_calendar, load_curated_model, load_dimension, load_fact
+from medallion_assets.engine.curated import load_curated_model, load_model
 from medallion_assets.engine.extract import describe_landing_file, extract_object
 from medallion_assets.engine.paths import list_landing_files
 from medallion_assets.engine.project import load_project_settings
@@ -62,13 +62,7 @@ def run_base(data_dir: Path, days: list[date]) -> None:
 
 
 def run_curated(data_dir: Path) -> None:
-    model = load_curated_model()
-    if model.calendar is not None:
-        load_calendar(model.calendar, data_dir)
-    for meta in model.dimensions.values():
-        load_dimension(meta, data_dir)
-    for meta in model.facts.values():
-        load_fact(meta, data_dir)
+    load_model(data_dir)
 
 
 def main(argv: list[str]) -> int:

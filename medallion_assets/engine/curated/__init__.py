@@ -11,6 +11,7 @@ from medallion_assets.engine.curated.model import (
     FactMeta,
     load_curated_model,
 )
+from medallion_assets.engine.curated.run import load_model
 from medallion_assets.engine.curated.sql import TableRef, parse_select, run_select
 from medallion_assets.engine.curated.tables import LoadResult
 
@@ -27,6 +28,7 @@ __all__ = [
     "load_curated_model",
     "load_dimension",
     "load_fact",
+    "load_model",
     "map_keys",
     "merge_scd1",
     "merge_scd2",

@@ -9,8 +9,7 @@ import duckdb
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from medallion_assets.engine.curated import load_curated_model, load_dimension, load_fact
-from medallion_assets.engine.curated.calendar import load_calendar
+from medallion_assets.engine.curated import load_curated_model, load_model
 
 
 def _read(data_dir: Path, table: str) -> pa.Table:
@@ -18,13 +17,7 @@ def _read(data_dir: Path, table: str) -> pa.Table:
 
 
 def _load_all(data_dir: Path) -> dict:
-    model = load_curated_model()
-    results = {"dim_calendar": load_calendar(model.calendar, data_dir)}
-    for dim in model.dimensions.values():
-        results[dim.table] = load_dimension(dim, data_dir)
-    for fact in model.facts.values():
-        results[fact.table] = load_fact(fact, data_dir)
-    return results
+    return load_model(data_dir)
 
 
 def test_sample_model_loads_one_row_per_live_order_line(sample_base: Path) -> None:
