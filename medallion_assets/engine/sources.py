@@ -15,7 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from medallion_assets.engine.metadata import MetadataError, StrictModel, load_model, metadata_root
 from medallion_assets.engine.paths import is_valid_name
 from medallion_assets.engine.policies import RetrySettings
-from medallion_assets.engine.sqltree import SqlRejected, parse_statements, table_functions
+from medallion_assets.engine.sqltree import SqlRejected, parse_single_select, table_functions
 
 ExtractMode = Literal["full", "incremental", "keys"]
 FileFormat = Literal["csv", "parquet", "json"]
@@ -64,12 +64,10 @@ class DuckDBConnection(StrictModel):
         if value is None:
             return value
         try:
-            statements = parse_statements(value)
+            statement = parse_single_select(value)
         except SqlRejected as exc:
             raise ValueError(f"clock_query rejected: {exc}") from None
-        if len(statements) != 1:
-            raise ValueError(f"clock_query must be exactly one SELECT statement, found {len(statements)}")
-        if functions := table_functions(statements[0]):
+        if functions := table_functions(statement):
             raise ValueError(f"clock_query may not call table functions ({', '.join(sorted(functions))})")
         return value
 

@@ -29,6 +29,14 @@ def parse_statements(sql: str) -> list[dict[str, Any]]:
     return tree.get("statements", [])
 
 
+def parse_single_select(sql: str) -> dict[str, Any]:
+    """The one SELECT statement of ``sql``; anything else (several statements, DDL, COPY, ...) is rejected."""
+    statements = parse_statements(sql)
+    if len(statements) != 1:
+        raise SqlRejected(f"exactly one SELECT statement is allowed, found {len(statements)}")
+    return statements[0]
+
+
 def walk(node: Any) -> Iterator[dict[str, Any]]:
     """Every dict node of a parse tree."""
     stack = [node]

@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from medallion_assets.engine.curated.errors import CuratedError
-from medallion_assets.engine.sqltree import SqlRejected, parse_statements, walk
+from medallion_assets.engine.sqltree import SqlRejected, parse_single_select, walk
 
 SCHEMAS = ("base", "curated")
 # Table functions that generate rows and touch neither files nor settings.
@@ -58,15 +58,13 @@ def parse_select(sql: str, *, source: str) -> tuple[TableRef, ...]:
     if not sql or not sql.strip():
         raise CuratedError(f"{source}: SQL is empty")
     try:
-        statements = parse_statements(sql)
+        statement = parse_single_select(sql)
     except SqlRejected as exc:
         raise CuratedError(f"{source}: SQL rejected: {exc}") from None
-    if len(statements) != 1:
-        raise CuratedError(f"{source}: SQL must be exactly one SELECT statement, found {len(statements)}")
     ctes: set[str] = set()
-    _collect_ctes(statements[0], ctes)
+    _collect_ctes(statement, ctes)
     refs: set[TableRef] = set()
-    _collect_refs(statements[0], ctes, refs, source)
+    _collect_refs(statement, ctes, refs, source)
     return tuple(sorted(refs))
 
 
