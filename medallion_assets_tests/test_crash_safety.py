@@ -76,15 +76,13 @@ def kill_worker(layer: str, data_dir: Path, delay: float) -> bool:
     log = data_dir.parent / f"{data_dir.name}-{layer}.log"
     proc = _start(layer, data_dir, log)
     time.sleep(delay)
-    killed = proc.poll() is None
-    if killed:
+    if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)
     proc.communicate()
-    if not killed:
-        assert proc.returncode == 0, log.read_text()[-3000:]
-    else:
-        assert proc.returncode == -signal.SIGKILL
-    return killed
+    if proc.returncode == 0:
+        return False  # it finished before the signal landed: no kill point, the caller retries earlier
+    assert proc.returncode == -signal.SIGKILL, log.read_text()[-3000:]
+    return True
 
 
 # --- inspection ----------------------------------------------------------------------------
