@@ -8,7 +8,6 @@ from deltalake import DeltaTable
 from medallion_assets.engine.base import load_partition
 from medallion_assets.engine.base.invariants import scd2_violations
 
-
 D1, D2, D3, D4, D5 = (date(2026, 1, d) for d in range(1, 6))
 OPEN = datetime(9999, 12, 31)
 F1 = "landing/erp/customer/full/2026/01/01/customer_full_20260101T220000.csv"
