@@ -13,6 +13,8 @@ from medallion_assets.engine.sources import load_sources
 from medallion_assets.landing.assets import build_landing_assets
 from medallion_assets.resources import LakehouseResource
 
+pytestmark = pytest.mark.slow  # the medallion command and the landing assets on a generated sample
+
 
 def medallion(data_dir, *args):
     return subprocess.run(

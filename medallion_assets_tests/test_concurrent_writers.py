@@ -21,6 +21,8 @@ from deltalake import DeltaTable
 from medallion_assets.engine.base import load_base_tables, load_partition, table_path
 from medallion_assets.engine.sample import generate_sample
 
+pytestmark = pytest.mark.slow  # four loader processes at once
+
 TABLES = ("erp_customer", "erp_sales_order_line")
 IGNORED = {"lh_created_date", "lh_modified_date"}
 

@@ -33,6 +33,8 @@ from medallion_assets.engine.paths import list_landing_files
 from medallion_assets.engine.sample import generate_sample
 from medallion_assets.engine.sources import load_sources
 
+pytestmark = pytest.mark.slow  # 20 SIGKILL trials in real processes
+
 WORKER = Path(__file__).with_name("crash_worker.py")
 LOAD_STAMPS = frozenset({"lh_created_date", "lh_modified_date"})
 KILLS = {"base": 8, "curated": 7, "landing": 5}

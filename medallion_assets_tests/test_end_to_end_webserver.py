@@ -19,6 +19,8 @@ from medallion_assets.definitions import defs
 from medallion_assets.engine.curated import load_curated_model
 from medallion_assets.resources import LakehouseResource
 
+pytestmark = pytest.mark.slow  # starts dagster dev and runs jobs through GraphQL
+
 REPO = Path(__file__).resolve().parents[1]
 DAGSTER = Path(sys.executable).parent / "dagster"
 

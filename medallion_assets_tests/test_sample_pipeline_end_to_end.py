@@ -13,6 +13,8 @@ from medallion_assets.engine.base import load_base_tables
 from medallion_assets.engine.base.invariants import scd2_violations
 from medallion_assets.engine.sample import generate_sample
 
+pytestmark = pytest.mark.slow  # the whole sample pipeline through Dagster
+
 DAYS = 9  # day 1 full, deltas, a weekly full on day 8, a delta after it
 
 
