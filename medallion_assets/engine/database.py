@@ -138,7 +138,7 @@ class SqlSource:
 
     def read(self, extract: Extract) -> pa.RecordBatchReader:
         """Stream ``extract`` as Arrow batches with normalised types (see :func:`normalise_batch`)."""
-        reader = self._guard(f"{extract.label}: extract failed", lambda: self._backend.read(extract))
+        reader = self._guard(f"{extract.label}: extract failed", lambda: normalise_reader(self._backend.read(extract), extract.label))
         _check_schema(reader.schema, extract)
 
         def batches() -> Iterator[pa.RecordBatch]:
@@ -206,7 +206,6 @@ _PLAIN_TYPES = (
     pa.types.is_large_string,
     pa.types.is_boolean,
     pa.types.is_date,
-    pa.types.is_time,
     pa.types.is_binary,
     pa.types.is_large_binary,
     pa.types.is_null,
@@ -216,7 +215,8 @@ _PLAIN_TYPES = (
 def normalise_field(field: pa.Field, label: str) -> tuple[pa.Field, Any]:
     """The landing type of one column and a function that converts its arrays.
 
-    Timestamps with a time zone become UTC; PostgreSQL numeric with precision and scale becomes
+    Timestamps with a time zone become UTC; times become ISO text (Delta Lake has no time
+    type); PostgreSQL numeric with precision and scale becomes
     that decimal (unconstrained numeric stays exact text); uuid and json become text. Anything
     else the lakehouse cannot store fails, naming the column.
     """
@@ -224,6 +224,8 @@ def normalise_field(field: pa.Field, label: str) -> tuple[pa.Field, Any]:
     if pa.types.is_timestamp(kind):
         target = pa.timestamp("us", tz="UTC" if kind.tz else None)
         return pa.field(field.name, target), lambda a: pc.cast(a, target)
+    if pa.types.is_time(kind):  # Delta Lake has no time type: exact ISO text, e.g. 12:34:56.789000
+        return pa.field(field.name, pa.string()), lambda a: pc.cast(a, pa.string())
     if any(test(kind) for test in _PLAIN_TYPES):
         return pa.field(field.name, kind), lambda a: a
     if isinstance(kind, pa.BaseExtensionType):
@@ -299,12 +301,12 @@ class _AdbcPostgres(_Backend):
         cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(16 << 20)})
         cursor.execute(sql, parameters=tuple(params) or None)
         self._cursors.append(cursor)
-        return normalise_reader(cursor.fetch_record_batch(), extract.label)
+        return cursor.fetch_record_batch()
 
     def inspector(self):
         import sqlalchemy as sa
 
-        engine = sa.create_engine(_sqlalchemy_url(self._url))
+        engine = sa.create_engine(sqlalchemy_url(self._url))
         return sa.inspect(engine)
 
     def close(self) -> None:
@@ -322,7 +324,7 @@ def _libpq_uri(url: str) -> str:
     return "postgresql:" + rest if scheme.startswith("postgres") else url
 
 
-def _sqlalchemy_url(url: str) -> str:
+def sqlalchemy_url(url: str) -> str:
     scheme, rest = url.split(":", 1)
     if scheme in ("postgresql", "postgres"):
         return "postgresql+psycopg:" + rest
@@ -340,11 +342,12 @@ class _SqlAlchemy(_Backend):
 
         self._sa = sa
         self._owner = owner
-        self._engine = sa.create_engine(_sqlalchemy_url(url), poolclass=sa.pool.NullPool)
+        self._engine = sa.create_engine(sqlalchemy_url(url), poolclass=sa.pool.NullPool)
         self._con = self._engine.connect()
         if self._engine.dialect.name in ("mysql", "mariadb"):
             self._con.exec_driver_sql("SET time_zone = '+00:00'")
             self._con.exec_driver_sql("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            self._con.commit()
         self._con.begin()
         self._quote = self._engine.dialect.identifier_preparer.quote
 
@@ -390,7 +393,8 @@ class _SqlAlchemy(_Backend):
         missing = [c for c in wanted if c not in reflected]
         if missing:
             raise SourceReadError(f"{extract.label}: table {extract.table!r} has no column(s) {missing}", transient=False)
-        return {c: reflected[c] for c in wanted}
+        # JSON stays the text the database holds, not re-serialised by a result processor.
+        return {c: self._sa.Text() if isinstance(reflected[c], self._sa.JSON) else reflected[c] for c in wanted}
 
     def close(self) -> None:
         try:
@@ -427,7 +431,7 @@ def arrow_type_of(kind: Any, label: str, column: str) -> pa.DataType:
         return pa.time64("us")
     if isinstance(kind, sa.Uuid | sa.JSON | sa.String | sa.Enum) or name in ("UUID", "JSON", "INET"):
         return pa.string()
-    if isinstance(kind, sa.LargeBinary | sa._Binary):
+    if isinstance(kind, sa.LargeBinary | sa.types._Binary):
         return pa.binary()
     raise UnsupportedColumnType(f"{label}: column {column!r} has type {kind}, which cannot be landed")
 
@@ -448,8 +452,10 @@ def _column_values(rows: list, index: int, kind: pa.DataType) -> list:
     values = [_python_value(row[index]) for row in rows]
     if pa.types.is_boolean(kind):
         return [None if v is None else bool(v) for v in values]
+    if pa.types.is_floating(kind):  # MySQL DOUBLE comes back as Decimal
+        return [None if v is None else float(v) for v in values]
     if pa.types.is_string(kind):
-        return [None if v is None or isinstance(v, str) else str(v) for v in values]
+        return [v if v is None or isinstance(v, str) else str(v) for v in values]
     if pa.types.is_timestamp(kind) and kind.tz:
         return [v.replace(tzinfo=timezone.utc) if isinstance(v, datetime) and v.tzinfo is None else v for v in values]
     return values

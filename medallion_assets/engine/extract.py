@@ -248,7 +248,7 @@ def _extract_from_database(
     log: Callable[[str], None],
 ) -> ExtractResult:
     """Stream each planned extract from a SQL database into its landing file, in one snapshot."""
-    label = f"source {system.source!r}, object {obj.name!r}"
+    label = f"source {system.source!r}, object {obj.name!r}" + ("" if obj.query else f", table {obj.source_table!r}")
     with SqlSource(source=system.source, url=url) as database:
         extracted_at = database.now(system.connection.clock_query)
         result = _start_result(system, obj, partition_date, extracted_at)
@@ -279,6 +279,7 @@ def _extract_from_database(
 class LandedBatches:
     rows: int = 0
     watermark: datetime | None = None
+    error: Exception | None = None  # what stopped the stream, when it did
 
 
 def land_batches(
@@ -289,14 +290,11 @@ def land_batches(
     landed = LandedBatches()
 
     def observed():
-        for batch in reader:
-            landed.rows += batch.num_rows
-            if watermark_column and batch.num_rows:
-                high = pc.max(batch.column(watermark_column)).as_py()
-                if high is not None:
-                    high = high.astimezone(timezone.utc).replace(tzinfo=None) if high.tzinfo else high
-                    landed.watermark = high if landed.watermark is None else max(landed.watermark, high)
-            yield batch
+        try:
+            yield from _observe(reader, landed, watermark_column)
+        except Exception as exc:
+            landed.error = exc
+            raise
 
     stream = pa.RecordBatchReader.from_batches(reader.schema, observed())
     with atomic_path(final) as temp:
@@ -304,9 +302,24 @@ def land_batches(
         try:
             con.execute("SET TimeZone = 'UTC'")
             _write_relation(con, con.from_arrow(stream), temp, obj)
+        except duckdb.Error as exc:
+            if landed.error is not None:  # the source failed mid-stream: its own error, not DuckDB's wrapper
+                raise landed.error from None
+            raise SourceReadError(f"{final.name}: cannot write the landing file: {exc}", transient=False) from None
         finally:
             con.close()
     return landed
+
+
+def _observe(reader: pa.RecordBatchReader, landed: LandedBatches, watermark_column: str | None):
+    for batch in reader:
+        landed.rows += batch.num_rows
+        if watermark_column and batch.num_rows:
+            high = pc.max(batch.column(watermark_column)).as_py()
+            if high is not None:
+                high = high.astimezone(timezone.utc).replace(tzinfo=None) if high.tzinfo else high
+                landed.watermark = high if landed.watermark is None else max(landed.watermark, high)
+        yield batch
 
 
 def _extract_from_duckdb(
