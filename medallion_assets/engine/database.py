@@ -151,11 +151,12 @@ class SqlSource:
 
         return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
-    def tables(self) -> list[str]:
-        return self._guard(f"source {self.source!r}: cannot list tables", lambda: self._backend.inspector().get_table_names())
-
     def inspector(self):
         return self._backend.inspector()
+
+    def discover(self, call):
+        """Run a catalog read (``call``) with the same error handling as extracts."""
+        return self._guard(f"source {self.source!r}: cannot read the catalog", call)
 
 
 def _check_schema(schema: pa.Schema, extract: Extract) -> None:
