@@ -280,7 +280,7 @@ class _AdbcPostgres(_Backend):
 
         self._owner = owner
         self._url = url
-        self._con = adbc.connect(_libpq_uri(url), autocommit=True)
+        self._con = adbc.connect(libpq_uri(url), autocommit=True)
         cursor = self._con.cursor()
         cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         cursor.execute("SET LOCAL TIME ZONE 'UTC'")
@@ -319,7 +319,7 @@ class _AdbcPostgres(_Backend):
         self._con.close()  # the read-only transaction ends with the session
 
 
-def _libpq_uri(url: str) -> str:
+def libpq_uri(url: str) -> str:
     """libpq takes ``postgresql://``; SQLAlchemy URLs may name a driver (``postgresql+psycopg``)."""
     scheme, rest = url.split(":", 1)
     return "postgresql:" + rest if scheme.startswith("postgres") else url
