@@ -387,11 +387,17 @@ def _write_relation(con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRel
         writer = duckdb.connect()
         try:
             writer.execute("SET TimeZone = 'UTC'")
-            writer.register("extract_batch_arrow", relation.fetch_record_batch(65_536))
+            writer.register("extract_batch_arrow", arrow_reader(relation))
             writer.execute(f"COPY extract_batch_arrow TO {_literal_path(temp)} (FORMAT json)")
         finally:
             writer.close()
     return _count_rows(temp, obj)
+
+
+def arrow_reader(relation: duckdb.DuckDBPyRelation) -> pa.RecordBatchReader:
+    """A streaming Arrow reader of a DuckDB relation (``to_arrow_reader`` in DuckDB >= 1.4)."""
+    reader = getattr(relation, "to_arrow_reader", None)
+    return reader() if reader else relation.fetch_record_batch(65_536)
 
 
 def _count_rows(path: Path, obj: SourceObject) -> int:

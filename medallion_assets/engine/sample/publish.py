@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 
 from medallion_assets.engine.database import is_postgres, libpq_uri, redact
+from medallion_assets.engine.extract import arrow_reader
 
 
 class ErpTarget:
@@ -44,7 +45,7 @@ class SqlDatabaseTarget(ErpTarget):
                 for name, ddl in tables:
                     cursor.execute(f'DROP TABLE IF EXISTS "{name}"')
                     cursor.execute(_postgres_ddl(ddl))
-                    cursor.adbc_ingest(name, source.table(name).fetch_record_batch(65_536), mode="append")
+                    cursor.adbc_ingest(name, arrow_reader(source.table(name)), mode="append")
                 cursor.close()
                 target.commit()
         except Exception as exc:  # noqa: BLE001 - any driver error; the URL must not leak
