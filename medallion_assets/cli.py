@@ -42,7 +42,47 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--start-date", type=date.fromisoformat, default=None, help="first day (default: partition start)")
     advance = sample_commands.add_parser("advance", help="move the source systems forward by N days")
     advance.add_argument("--days", type=_positive, default=1)
+    _add_sources_commands(commands)
     return parser
+
+
+# --- `medallion sources discover` ---------------------------------------------------------------
+
+
+def _add_sources_commands(commands) -> None:
+    sources = commands.add_parser("sources", help="database sources")
+    sources_commands = sources.add_subparsers(dest="sources_command", required=True)
+    discover = sources_commands.add_parser(
+        "discover", help="introspect a source's database and print starter source and base metadata"
+    )
+    discover.add_argument("source", help="a source in metadata/sources/ whose connection names url_env")
+    discover.add_argument("--schema", default=None, help="database schema to read (default: the connection's default)")
+    discover.add_argument(
+        "--url-env", default=None, help="read the URL from this environment variable instead (a source not yet in metadata)"
+    )
+
+
+def _run_sources_discover(args) -> None:
+    from medallion_assets.engine.database import SqlSource
+    from medallion_assets.engine.discover import discover_source, starter_metadata
+    from medallion_assets.engine.extract import SourceUnavailable
+    from medallion_assets.engine.sources import load_sources
+
+    url_env = args.url_env
+    if url_env is None:
+        system = load_sources().get(args.source)
+        url_env = getattr(system.connection, "url_env", None) if system else None
+        if url_env is None:
+            raise SourceUnavailable(f"source {args.source!r} has no database connection in its metadata; give --url-env")
+    url = os.environ.get(url_env)
+    if not url:
+        raise SourceUnavailable(f"source {args.source!r}: set the environment variable {url_env} to its database URL")
+    with SqlSource(source=args.source, url=url) as database:
+        tables = database.discover(lambda: discover_source(database, schema=args.schema))
+    source_yaml, base_yaml = starter_metadata(args.source, url_env, tables)
+    print(source_yaml)
+    print("---")
+    print(base_yaml, end="")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,11 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.data_dir:
         os.environ[DATA_DIR_ENV] = str(resolve_data_dir(args.data_dir))
     data_dir = resolve_data_dir()
-    from medallion_assets.engine.extract import SourceUnavailable
+    from medallion_assets.engine.database import SourceReadError
     from medallion_assets.engine.sample import SampleError, advance_sample, generate_sample
 
     try:
-        if args.command == "demo":
+        if args.command == "sources":
+            _run_sources_discover(args)
+        elif args.command == "demo":
             from medallion_assets.demo import run_demo
 
             run_demo(data_dir, seed=args.seed, days=args.days, customers=args.customers, order_lines=args.order_lines)
@@ -71,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             days = advance_sample(data_dir, days=args.days)
             print(f"source moved forward to {days[-1]}; materialize its partition to land it")
-    except (SampleError, SourceUnavailable, MetadataError, FileExistsError) as exc:
+    except (SampleError, SourceReadError, MetadataError, FileExistsError) as exc:
         print(f"medallion: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from medallion_assets.engine.paths import DATA_DIR_ENV, resolve_data_dir
+from medallion_assets.engine.sources import SourceSystem
 
 
 class LakehouseResource(dg.ConfigurableResource):
@@ -25,3 +26,10 @@ class LakehouseResource(dg.ConfigurableResource):
 
     def describe(self) -> str:
         return f"data root {self.root} (set {DATA_DIR_ENV} to change it)"
+
+    def database_url(self, system: SourceSystem) -> str | None:
+        """The SQL database URL of a source, read at run time through Dagster's ``EnvVar`` from
+        the variable its metadata names (``connection.url_env``). A secret: never log it."""
+        from medallion_assets.engine.extract import database_url_for
+
+        return database_url_for(system, lambda name: dg.EnvVar(name).get_value())

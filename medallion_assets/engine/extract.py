@@ -17,8 +17,11 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from medallion_assets.engine.database import Extract, SourceReadError, SqlSource
 from medallion_assets.engine.files import atomic_path, copy_file_atomic
 from medallion_assets.engine.paths import (
     LandingFile,
@@ -27,11 +30,34 @@ from medallion_assets.engine.paths import (
     list_landing_files,
     parse_landing_file,
 )
-from medallion_assets.engine.sources import DropFolderConnection, DuckDBConnection, SourceObject, SourceSystem
+from medallion_assets.engine.sources import (
+    DropFolderConnection,
+    DuckDBConnection,
+    SourceObject,
+    SourceSystem,
+    SqlDatabaseConnection,
+)
 
 
-class SourceUnavailable(RuntimeError):
+class SourceUnavailable(SourceReadError):
     """The source system cannot be read (missing or locked database, missing drop folder)."""
+
+
+def database_url_for(system: SourceSystem, lookup: Callable[[str], str | None]) -> str | None:
+    """The SQL database URL of ``system``, looked up by the environment variable its metadata
+    names (``lookup`` is the caller's: Dagster's ``EnvVar`` in assets, the environment in the CLI).
+    ``None`` for a DuckDB source whose variable is unset (its file is read) and for drop folders."""
+    connection = system.connection
+    if isinstance(connection, DropFolderConnection) or not connection.url_env:
+        return None
+    url = lookup(connection.url_env) or None
+    if url is None and isinstance(connection, SqlDatabaseConnection):
+        raise SourceUnavailable(
+            f"source {system.source!r}: environment variable {connection.url_env} (connection.url_env) is not set; "
+            f"it must hold the database URL",
+            transient=False,
+        )
+    return url
 
 
 @dataclass(frozen=True)
@@ -118,32 +144,41 @@ def existing_extract(data_dir: Path, system: SourceSystem, obj: SourceObject, pa
     return list_landing_files(data_dir, system.source, obj.name, partition_date=partition_date)
 
 
-def describe_landing_file(landing: LandingFile, watermark_column: str | None = None) -> tuple[WrittenFile, datetime | None]:
-    """Rows, bytes and the watermark of a landing file already on disk."""
+def describe_landing_file(
+    landing: LandingFile, watermark_column: str | None = None, read_options: dict | None = None
+) -> tuple[WrittenFile, datetime | None]:
+    """Rows, bytes and the watermark of a landing file already on disk, read with the stated
+    dialect the base layer uses; a file that cannot be read is an error naming it (not retried)."""
+    from medallion_assets.engine.base.reader import read_landing_file
+    from medallion_assets.engine.base.schema import BaseLoadError
+
     size = landing.path.stat().st_size
-    con = duckdb.connect()
+    wanted = watermark_column if watermark_column and landing.load_type != "keys" else None
     try:
-        path = _literal_path(landing.path)
-        reader = {"parquet": "read_parquet", "csv": "read_csv_auto", "json": "read_json_auto"}[landing.format]
-        if landing.format == "parquet" and watermark_column is None:
-            rows = pq.ParquetFile(landing.path).metadata.num_rows
-            return WrittenFile(landing.path, landing.load_type, rows, size), None
-        if watermark_column and landing.load_type != "keys":
-            rows, watermark = con.execute(
-                f"SELECT count(*), max(CAST({_quote(watermark_column)} AS TIMESTAMP)) FROM {reader}({path})"
-            ).fetchall()[0]
+        if landing.format == "parquet":
+            parquet = pq.ParquetFile(landing.path)
+            rows = parquet.metadata.num_rows
+            table = parquet.read(columns=[wanted]) if wanted else None
         else:
-            rows, watermark = con.execute(f"SELECT count(*), NULL FROM {reader}({path})").fetchall()[0]
-        return WrittenFile(landing.path, landing.load_type, int(rows), size), watermark
-    finally:
-        con.close()
+            table = read_landing_file(landing.path, landing.format, dict(read_options or {}))
+            rows = table.num_rows
+        watermark = None
+        if wanted:
+            if wanted not in table.column_names:
+                raise SourceUnavailable(f"{landing.path}: landing file has no watermark column {wanted!r}", transient=False)
+            watermark = pc.max(pc.cast(table.column(wanted), pa.timestamp("us"))).as_py()
+    except BaseLoadError as exc:
+        raise SourceUnavailable(str(exc), transient=False) from None
+    except (pa.ArrowException, OSError) as exc:
+        raise SourceUnavailable(f"{landing.path}: cannot read {landing.format} landing file: {exc}", transient=False) from None
+    return WrittenFile(landing.path, landing.load_type, int(rows), size), watermark
 
 
 def _keep(data_dir: Path, system: SourceSystem, obj: SourceObject, partition_date: date, files: list[LandingFile]) -> ExtractResult:
     result = ExtractResult(system.source, obj.name, partition_date, status="kept")
     watermarks = []
     for landing in files:
-        written, watermark = describe_landing_file(landing, obj.watermark_column)
+        written, watermark = describe_landing_file(landing, obj.watermark_column, obj.read_options)
         result.files.append(written)
         if watermark is not None:
             watermarks.append(watermark)
@@ -163,26 +198,145 @@ def extract_object(
     previous_watermark: datetime | None = None,
     force: bool = False,
     log: Callable[[str], None] = lambda message: None,
+    database_url: str | None = None,
 ) -> ExtractResult:
-    """Land one object's extract for one day; see the module docstring for the rules."""
+    """Land one object's extract for one day; see the module docstring for the rules.
+
+    ``database_url`` (from :func:`database_url_for`) reads a SQL database instead of the DuckDB
+    file; it is required for ``sql_database`` sources.
+    """
     data_dir = Path(data_dir)
     if isinstance(system.connection, DropFolderConnection):
         return land_dropped_files(data_dir, system, obj, partition_date)
+    if isinstance(system.connection, SqlDatabaseConnection) and not database_url:
+        database_url_for(system, lambda name: None)  # raises: the variable is not set
     existing = existing_extract(data_dir, system, obj, partition_date)
     if existing and not force:
         return _keep(data_dir, system, obj, partition_date, existing)
+    if database_url:
+        result = _extract_from_database(
+            data_dir, system, obj, partition_date, partition_start, previous_watermark, database_url, log
+        )
+    else:
+        result = _extract_from_duckdb(data_dir, system, obj, partition_date, partition_start, previous_watermark, log)
+    new_paths = {f.path for f in result.files}
+    for old in existing:
+        if old.path not in new_paths:
+            old.path.unlink(missing_ok=True)
+            result.removed.append(old.path)
+    return result
 
+
+def _start_result(system: SourceSystem, obj: SourceObject, partition_date: date, extracted_at: datetime) -> ExtractResult:
+    result = ExtractResult(system.source, obj.name, partition_date, status="extracted", extracted_at=extracted_at)
+    if extracted_at.date() != partition_date:
+        result.notes.append(
+            f"the source clock reads {extracted_at:%Y-%m-%d %H:%M:%S}: a source cannot be read as of a past or "
+            f"future day, so this extract shows the source as it is now"
+        )
+    return result
+
+
+def _extract_from_database(
+    data_dir: Path,
+    system: SourceSystem,
+    obj: SourceObject,
+    partition_date: date,
+    partition_start: date,
+    previous_watermark: datetime | None,
+    url: str,
+    log: Callable[[str], None],
+) -> ExtractResult:
+    """Stream each planned extract from a SQL database into its landing file, in one snapshot."""
+    label = f"source {system.source!r}, object {obj.name!r}" + ("" if obj.query else f", table {obj.source_table!r}")
+    with SqlSource(source=system.source, url=url) as database:
+        extracted_at = database.now(system.connection.clock_query)
+        result = _start_result(system, obj, partition_date, extracted_at)
+        for load_type in plan_load_types(obj, partition_date, partition_start, previous_watermark):
+            since = None
+            if load_type == "delta":
+                since = previous_watermark - timedelta(hours=obj.watermark_lookback_hours)
+            extract = Extract(
+                label=f"{label} ({load_type} extract)",
+                table=None if obj.query else obj.source_table,
+                query=obj.query,
+                columns=tuple(obj.columns) if obj.columns else None,
+                watermark_column=obj.watermark_column,
+                since=since,
+                distinct=tuple(obj.primary_key) if load_type == "keys" else None,
+            )
+            final = landing_file_path(data_dir, system.source, obj.name, load_type, partition_date, extracted_at, obj.format)
+            watch = obj.watermark_column if load_type != "keys" else None
+            landed = land_batches(database.read(extract), final, obj, watermark_column=watch)
+            result.files.append(WrittenFile(final, load_type, landed.rows, final.stat().st_size))
+            log(f"{system.source}.{obj.name}: {load_type} extract of {landed.rows} rows -> {final}")
+            if watch:
+                result.watermark = landed.watermark or previous_watermark
+    return result
+
+
+@dataclass
+class LandedBatches:
+    rows: int = 0
+    watermark: datetime | None = None
+    error: Exception | None = None  # what stopped the stream, when it did
+
+
+def land_batches(
+    reader: pa.RecordBatchReader, final: Path, obj: SourceObject, *, watermark_column: str | None = None
+) -> LandedBatches:
+    """Write a stream of Arrow batches to ``final`` (atomically, in the object's format) as they
+    arrive; counts the rows and keeps the highest watermark on the way."""
+    landed = LandedBatches()
+
+    def observed():
+        try:
+            yield from _observe(reader, landed, watermark_column)
+        except Exception as exc:
+            landed.error = exc
+            raise
+
+    stream = pa.RecordBatchReader.from_batches(reader.schema, observed())
+    with atomic_path(final) as temp:
+        con = duckdb.connect()
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            _write_relation(con, con.from_arrow(stream), temp, obj)
+        except duckdb.Error as exc:
+            if landed.error is not None:  # the source failed mid-stream: its own error, not DuckDB's wrapper
+                raise landed.error from None
+            raise SourceReadError(f"{final.name}: cannot write the landing file: {exc}", transient=False) from None
+        finally:
+            con.close()
+    return landed
+
+
+def _observe(reader: pa.RecordBatchReader, landed: LandedBatches, watermark_column: str | None):
+    for batch in reader:
+        landed.rows += batch.num_rows
+        if watermark_column and batch.num_rows:
+            high = pc.max(batch.column(watermark_column)).as_py()
+            if high is not None:
+                high = high.astimezone(timezone.utc).replace(tzinfo=None) if high.tzinfo else high
+                landed.watermark = high if landed.watermark is None else max(landed.watermark, high)
+        yield batch
+
+
+def _extract_from_duckdb(
+    data_dir: Path,
+    system: SourceSystem,
+    obj: SourceObject,
+    partition_date: date,
+    partition_start: date,
+    previous_watermark: datetime | None,
+    log: Callable[[str], None],
+) -> ExtractResult:
     con = _open_database(data_dir, system)
     try:
         con.begin()  # one snapshot for the data, the keys and the watermark
         extracted_at = _source_now(con, system)
         load_types = plan_load_types(obj, partition_date, partition_start, previous_watermark)
-        result = ExtractResult(system.source, obj.name, partition_date, status="extracted", extracted_at=extracted_at)
-        if extracted_at.date() != partition_date:
-            result.notes.append(
-                f"the source clock reads {extracted_at:%Y-%m-%d %H:%M:%S}: a source cannot be read as of a past or "
-                f"future day, so this extract shows the source as it is now"
-            )
+        result = _start_result(system, obj, partition_date, extracted_at)
         table = _quote(obj.source_table)
         columns = ", ".join(_quote(c) for c in obj.columns) if obj.columns else "*"
         for load_type in load_types:
@@ -209,11 +363,6 @@ def extract_object(
         raise SourceUnavailable(f"source {system.source!r}, object {obj.name!r}: extract failed: {exc}") from exc
     finally:
         con.close()
-    new_paths = {f.path for f in result.files}
-    for old in existing:
-        if old.path not in new_paths:
-            old.path.unlink(missing_ok=True)
-            result.removed.append(old.path)
     return result
 
 
@@ -234,12 +383,21 @@ def _write_relation(con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRel
             header=bool(obj.read_options.get("header", True)),
         )
     else:
-        con.register("extract_batch_arrow", relation.to_arrow_table())
+        # A record batch stream into a second connection: COPY never holds the whole extract.
+        writer = duckdb.connect()
         try:
-            con.execute(f"COPY extract_batch_arrow TO {_literal_path(temp)} (FORMAT json)")
+            writer.execute("SET TimeZone = 'UTC'")
+            writer.register("extract_batch_arrow", arrow_reader(relation))
+            writer.execute(f"COPY extract_batch_arrow TO {_literal_path(temp)} (FORMAT json)")
         finally:
-            con.unregister("extract_batch_arrow")
+            writer.close()
     return _count_rows(temp, obj)
+
+
+def arrow_reader(relation: duckdb.DuckDBPyRelation) -> pa.RecordBatchReader:
+    """A streaming Arrow reader of a DuckDB relation (``to_arrow_reader`` in DuckDB >= 1.4)."""
+    reader = getattr(relation, "to_arrow_reader", None)
+    return reader() if reader else relation.fetch_record_batch(65_536)
 
 
 def _count_rows(path: Path, obj: SourceObject) -> int:

@@ -6,6 +6,7 @@ location loads, so a typo is an error naming the file, the object and the field 
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
@@ -43,11 +44,37 @@ def _relative_inside(value: str) -> str:
     return value
 
 
+def _read_only_clock(value: str | None) -> str | None:
+    # It runs against the source with file access on: one SELECT, no file-reading functions.
+    if value is None:
+        return value
+    try:
+        statement = parse_single_select(value)
+    except SqlRejected as exc:
+        raise ValueError(f"clock_query rejected: {exc}") from None
+    if functions := table_functions(statement):
+        raise ValueError(f"clock_query may not call table functions ({', '.join(sorted(functions))})")
+    return value
+
+
+def _env_name(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"[A-Z_][A-Z0-9_]*", value):
+        raise ValueError(f"url_env {value!r} must name an environment variable (UPPER_SNAKE_CASE), not hold a URL")
+    return value
+
+
 class DuckDBConnection(StrictModel):
-    """A source system reachable as a DuckDB database file (the sample ERP)."""
+    """A source system reachable as a DuckDB database file (the sample ERP).
+
+    With ``url_env``, the SQL database named by that environment variable is read instead when
+    the variable is set (the sample ERP in PostgreSQL); the file is the fallback.
+    """
 
     type: Literal["duckdb"]
     database: str = Field(description="database file, relative to the data root")
+    url_env: str | None = Field(
+        default=None, description="environment variable with a SQLAlchemy URL that replaces the file when set"
+    )
     clock_query: str | None = Field(
         default=None, description="SQL returning the source's current timestamp; wall clock when unset"
     )
@@ -57,19 +84,36 @@ class DuckDBConnection(StrictModel):
     def _database_inside(cls, value: str) -> str:
         return _relative_inside(value)
 
+    @field_validator("url_env")
+    @classmethod
+    def _url_env(cls, value: str | None) -> str | None:
+        return _env_name(value)
+
     @field_validator("clock_query")
     @classmethod
-    def _read_only_clock(cls, value: str | None) -> str | None:
-        # It runs against the source with file access on: one SELECT, no file-reading functions.
-        if value is None:
-            return value
-        try:
-            statement = parse_single_select(value)
-        except SqlRejected as exc:
-            raise ValueError(f"clock_query rejected: {exc}") from None
-        if functions := table_functions(statement):
-            raise ValueError(f"clock_query may not call table functions ({', '.join(sorted(functions))})")
-        return value
+    def _clock(cls, value: str | None) -> str | None:
+        return _read_only_clock(value)
+
+
+class SqlDatabaseConnection(StrictModel):
+    """A SQL database (PostgreSQL, MariaDB/MySQL, SQL Server, Oracle, SQLite, ...) whose
+    SQLAlchemy URL is in the environment variable ``url_env``; the URL never sits in metadata."""
+
+    type: Literal["sql_database"]
+    url_env: str = Field(description="environment variable holding the SQLAlchemy URL (with its password)")
+    clock_query: str | None = Field(
+        default=None, description="SQL returning the source's current timestamp; wall clock when unset"
+    )
+
+    @field_validator("url_env")
+    @classmethod
+    def _url_env(cls, value: str) -> str:
+        return _env_name(value)
+
+    @field_validator("clock_query")
+    @classmethod
+    def _clock(cls, value: str | None) -> str | None:
+        return _read_only_clock(value)
 
 
 class DropFolderConnection(StrictModel):
@@ -84,12 +128,15 @@ class DropFolderConnection(StrictModel):
         return _relative_inside(value)
 
 
-Connection = Annotated[DuckDBConnection | DropFolderConnection, Field(discriminator="type")]
+Connection = Annotated[DuckDBConnection | SqlDatabaseConnection | DropFolderConnection, Field(discriminator="type")]
 
 
 class SourceObject(StrictModel):
     name: str
     table: str | None = Field(default=None, description="table in the source database; defaults to the name")
+    query: str | None = Field(
+        default=None, description="a SELECT to extract instead of a table (a view, a join); filters are added around it"
+    )
     file_pattern: str | None = Field(default=None, description="glob of dropped files, for drop-folder sources")
     extract_mode: ExtractMode
     watermark_column: str | None = None
@@ -125,6 +172,8 @@ class SourceObject(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> SourceObject:
+        if self.query is not None and self.table is not None:
+            raise ValueError("give either table or query, not both")
         if self.extract_mode == "incremental" and not self.watermark_column:
             raise ValueError("extract_mode 'incremental' needs a watermark_column")
         if self.extract_mode == "keys" and not self.primary_key:
@@ -141,6 +190,17 @@ class SourceObject(StrictModel):
         if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1):
             raise ValueError("read_options.delimiter must be a single character")
         return self
+
+    @field_validator("query")
+    @classmethod
+    def _one_select(cls, value: str | None) -> str | None:
+        # Run as a subquery, so it must be one SELECT (or WITH ... SELECT) and nothing after it.
+        if value is None:
+            return value
+        text = value.strip().rstrip(";").strip()
+        if ";" in text or not re.match(r"(?is)^(select|with)\b", text):
+            raise ValueError("query must be a single SELECT (or WITH ... SELECT) statement")
+        return text
 
     @property
     def source_table(self) -> str:
@@ -178,6 +238,8 @@ class SourceSystem(StrictModel):
                     raise ValueError(f"object {obj.name!r}: a drop-folder source needs file_pattern")
                 if obj.extract_mode != "full":
                     raise ValueError(f"object {obj.name!r}: dropped files are full extracts (extract_mode: full)")
+            elif obj.query is not None and isinstance(self.connection, DuckDBConnection) and not self.connection.url_env:
+                raise ValueError(f"object {obj.name!r}: query is for sql_database sources")
             elif obj.file_pattern:
                 raise ValueError(f"object {obj.name!r}: file_pattern is only for drop-folder sources")
         return self

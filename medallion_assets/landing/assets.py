@@ -1,15 +1,18 @@
 """Landing assets: one per source object, daily partitioned, built from source metadata."""
 
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
+from medallion_assets.engine.database import SourceReadError
 from medallion_assets.engine.extract import ExtractResult, extract_object
 from medallion_assets.engine.project import load_project_settings
-from medallion_assets.engine.sources import DropFolderConnection, SourceObject, SourceSystem
+from medallion_assets.engine.sources import DropFolderConnection, SourceObject, SourceSystem, SqlDatabaseConnection
 from medallion_assets.partitions import daily_partitions
 from medallion_assets.policies import retry_policy, step_timeout
 from medallion_assets.resources import LakehouseResource
@@ -75,6 +78,18 @@ def landing_metadata(result: ExtractResult, data_root: Path) -> dict[str, Any]:
     return metadata
 
 
+@contextmanager
+def deterministic_failures() -> Iterator[None]:
+    """A source error that trying again cannot fix (wrong credentials, a missing table, a broken
+    landing file) fails the step without retries; transient ones (an unreachable host) retry."""
+    try:
+        yield
+    except SourceReadError as exc:
+        if exc.transient:
+            raise
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+
+
 def build_landing_asset(*, system: SourceSystem, obj: SourceObject) -> dg.AssetsDefinition:
     key = landing_asset_key(system.source, obj.name)
     pushed = isinstance(system.connection, DropFolderConnection)
@@ -88,7 +103,7 @@ def build_landing_asset(*, system: SourceSystem, obj: SourceObject) -> dg.Assets
         key=key,
         group_name="landing",
         partitions_def=daily_partitions,
-        kinds={"pandas" if obj.format == "csv" else obj.format, "duckdb"} if not pushed else {"csv", "file"},
+        kinds=_kinds(system, obj),
         description=description,
         metadata={"source": system.source, "object": obj.name, "extract_mode": obj.extract_mode, "format": obj.format},
         tags={"layer": "landing", "source": system.source},
@@ -99,7 +114,7 @@ def build_landing_asset(*, system: SourceSystem, obj: SourceObject) -> dg.Assets
         watermark = None
         if obj.extract_mode == "incremental":
             watermark = previous_watermark(context.instance, key, context.partition_key)
-        with step_timeout(context, obj.timeout_seconds):
+        with step_timeout(context, obj.timeout_seconds), deterministic_failures():
             result = extract_object(
                 lakehouse.root,
                 system,
@@ -109,6 +124,7 @@ def build_landing_asset(*, system: SourceSystem, obj: SourceObject) -> dg.Assets
                 previous_watermark=watermark,
                 force=config.force_reextract,
                 log=context.log.info,
+                database_url=lakehouse.database_url(system),
             )
         context.log.info(
             f"{key.to_user_string()} {context.partition_key}: {result.status}, "
@@ -117,6 +133,13 @@ def build_landing_asset(*, system: SourceSystem, obj: SourceObject) -> dg.Assets
         return dg.MaterializeResult(metadata=landing_metadata(result, lakehouse.root))
 
     return _landing
+
+
+def _kinds(system: SourceSystem, obj: SourceObject) -> set[str]:
+    if isinstance(system.connection, DropFolderConnection):
+        return {"csv", "file"}
+    reader = "sql" if isinstance(system.connection, SqlDatabaseConnection) else "duckdb"
+    return {"pandas" if obj.format == "csv" else obj.format, reader}
 
 
 def build_landing_assets(systems: dict[str, SourceSystem]) -> list[dg.AssetsDefinition]:

@@ -1,5 +1,8 @@
 """The sample source system: an ERP database that changes day by day and a finance drop folder.
 
+The ERP lives in a DuckDB file under the data root, or, when ``ERP_DATABASE_URL`` is set, in the
+PostgreSQL database it names (see ``publish.py``): the same data for the same seed either way.
+
 ``generate_sample`` plays the history: it creates the database as of the first day and, for
 every day, runs the same extract code the landing assets run, then moves the source forward. So
 the landing files are exactly what a daily extract would have produced. Everything is built in a
@@ -9,6 +12,7 @@ and its presence means the sample is complete.
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections.abc import Callable
@@ -44,6 +48,14 @@ def sample_paths(data_dir: Path, systems: dict[str, SourceSystem] | None = None)
     return SamplePaths(database=inside(data_dir, erp.database), drop_folder=inside(data_dir, finance.folder))
 
 
+def erp_database_url(systems: dict[str, SourceSystem] | None = None) -> str | None:
+    """The SQL database the sample ERP lives in (``connection.url_env``), or ``None`` for the file."""
+    from medallion_assets.engine.extract import database_url_for
+
+    systems = systems or load_sources()
+    return database_url_for(systems[ERP_SOURCE], os.environ.get)
+
+
 def sample_exists(data_dir: Path) -> bool:
     return sample_paths(Path(data_dir)).database.is_file()
 
@@ -61,9 +73,11 @@ def generate_sample(
     """Write the sample database at its final state and the landing files of ``days`` daily extracts."""
     from medallion_assets.engine.sample.erp import advance_erp_database, create_erp_database
     from medallion_assets.engine.sample.finance import write_budget_drops
+    from medallion_assets.engine.sample.publish import erp_target
 
     data_dir = Path(data_dir)
     systems = load_sources()
+    target = erp_target(erp_database_url(systems))
     partition_start = load_project_settings().partitions.start_date
     start_date = start_date or partition_start
     if start_date < partition_start:
@@ -90,6 +104,7 @@ def generate_sample(
         simulated: list[date] = []
         for index in range(days):
             day = start_date if index == 0 else advance_erp_database(staged.database, days=1)[-1]
+            _publish(target, staged.database)
             write_budget_drops(staged.drop_folder, staged.database, days=[day])
             for system in systems.values():
                 for obj in system.included_objects():
@@ -100,6 +115,7 @@ def generate_sample(
                         day,
                         partition_start=partition_start,
                         previous_watermark=watermarks.get((system.source, obj.name)),
+                        database_url=target.database_url if system.source == ERP_SOURCE else None,
                     )
                     watermarks[(system.source, obj.name)] = result.watermark
             simulated.append(day)
@@ -108,6 +124,13 @@ def generate_sample(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return simulated
+
+
+def _publish(target, working: Path) -> None:
+    try:
+        target.publish(working)
+    except (RuntimeError, ValueError) as exc:
+        raise SampleError(str(exc)) from None
 
 
 def _move_into_place(staging: Path, data_dir: Path, staged: SamplePaths, final: SamplePaths) -> None:
@@ -134,7 +157,9 @@ def advance_sample(data_dir: Path, *, days: int = 1, log: Callable[[str], None] 
     """Move the source systems forward; the landing assets then extract the new days."""
     from medallion_assets.engine.sample.erp import advance_erp_database
     from medallion_assets.engine.sample.finance import write_budget_drops
+    from medallion_assets.engine.sample.publish import erp_target
 
+    target = erp_target(erp_database_url())
     paths = sample_paths(Path(data_dir))
     if not paths.database.is_file():
         raise SampleError(f"no sample at {paths.database}; run `medallion sample generate` first")
@@ -143,6 +168,7 @@ def advance_sample(data_dir: Path, *, days: int = 1, log: Callable[[str], None] 
         simulated = advance_erp_database(paths.database, days=days)
     except duckdb.Error as exc:
         raise SampleError(f"cannot move the sample source at {paths.database} forward: {exc}") from exc
+    _publish(target, paths.database)
     write_budget_drops(paths.drop_folder, paths.database, days=simulated)
     for day in simulated:
         log(f"sample day {day}: source moved forward")
