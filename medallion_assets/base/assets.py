@@ -55,7 +55,7 @@ def build_base_asset(*, table: BaseTable) -> dg.AssetsDefinition:
     @dg.asset(
         key=key,
         group_name="base",
-        partitions_def=daily_partitions,
+        partitions_def=daily_partitions(),
         deps=landing,
         kinds={"deltalake", "duckdb"},
         description=description,

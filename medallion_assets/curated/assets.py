@@ -88,7 +88,7 @@ def _curated_asset(
         group_name=GROUP,
         kinds=KINDS,
         deps=deps or [],
-        partitions_def=daily_partitions if partitioned else None,
+        partitions_def=daily_partitions() if partitioned else None,
         description=description,
         retry_policy=retry_policy(spec.retry),
         metadata=metadata,

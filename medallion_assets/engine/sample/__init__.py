@@ -19,10 +19,13 @@ from pathlib import Path
 import duckdb
 
 from medallion_assets.engine.extract import extract_object
+from medallion_assets.engine.metadata import shipped_metadata_root
 from medallion_assets.engine.paths import inside
 from medallion_assets.engine.project import load_project_settings
 from medallion_assets.engine.sources import DropFolderConnection, DuckDBConnection, SourceSystem, load_sources
 
+# The sample is described by the metadata shipped with the package, whatever MEDALLION_METADATA_DIR says.
+SAMPLE_METADATA = shipped_metadata_root()
 ERP_SOURCE = "erp"
 FINANCE_SOURCE = "finance"
 
@@ -38,7 +41,7 @@ class SamplePaths:
 
 
 def sample_paths(data_dir: Path, systems: dict[str, SourceSystem] | None = None) -> SamplePaths:
-    systems = systems or load_sources()
+    systems = systems or load_sources(SAMPLE_METADATA / "sources")
     erp, finance = systems[ERP_SOURCE].connection, systems[FINANCE_SOURCE].connection
     assert isinstance(erp, DuckDBConnection) and isinstance(finance, DropFolderConnection)
     return SamplePaths(database=inside(data_dir, erp.database), drop_folder=inside(data_dir, finance.folder))
@@ -63,11 +66,16 @@ def generate_sample(
     from medallion_assets.engine.sample.finance import write_budget_drops
 
     data_dir = Path(data_dir)
-    systems = load_sources()
-    partition_start = load_project_settings().partitions.start_date
-    start_date = start_date or partition_start
-    if start_date < partition_start:
-        raise SampleError(f"--start-date {start_date} is before the first partition {partition_start} (metadata/project.yaml)")
+    systems = load_sources(SAMPLE_METADATA / "sources")
+    partitions = load_project_settings(SAMPLE_METADATA / "project.yaml").partitions
+    if isinstance(partitions.start_date, date):  # fixed partitions: the sample may not start before them
+        partition_start = partitions.start_date
+        start_date = start_date or partition_start
+        if start_date < partition_start:
+            raise SampleError(f"--start-date {start_date} is before the first partition {partition_start} (metadata/project.yaml)")
+    else:  # partitions start on the first landed day, i.e. on the sample's first day
+        start_date = start_date or partitions.start_without_data
+        partition_start = start_date
     if days < 1:
         raise SampleError("--days must be at least 1")
     final = sample_paths(data_dir, systems)
