@@ -147,7 +147,7 @@ def _shop_database(lake: Path, day: date) -> Path:
 
 def _medallion(*args: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "medallion_assets.cli", *args], capture_output=True, text=True, timeout=900, env=env
+        [sys.executable, "-m", "medallion_assets.cli", *args], capture_output=True, text=True, timeout=3600, env=env
     )
 
 
