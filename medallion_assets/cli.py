@@ -61,8 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[DATA_DIR_ENV] = str(resolve_data_dir(args.data_dir))
     data_dir = resolve_data_dir()
     from medallion_assets.engine.extract import SourceUnavailable
-    from medallion_assets.demo import default_sample_start
-    from medallion_assets.engine.sample import SampleError, advance_sample, generate_sample
+    from medallion_assets.engine.sample import SampleError, advance_sample, default_sample_start, generate_sample
 
     try:
         if args.command == "demo":
@@ -74,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
             from medallion_assets.demo import run_range
 
             last = args.last or date.today() - timedelta(days=1)
+            if last < args.first:
+                print(f"medallion: error: --to {last} is before --from {args.first}", file=sys.stderr)
+                return 2
             runs = run_range(data_dir, first=args.first, last=last)
             return 0 if all(r.success for r in runs) else 1
         elif args.sample_command == "generate":
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             days = advance_sample(data_dir, days=args.days)
             print(f"source moved forward to {days[-1]}; materialize its partition to land it")
-    except (SampleError, SourceUnavailable, MetadataError, FileExistsError, ValueError) as exc:
+    except (SampleError, SourceUnavailable, MetadataError, FileExistsError) as exc:
         print(f"medallion: error: {exc}", file=sys.stderr)
         return 2
     return 0

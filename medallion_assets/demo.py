@@ -13,7 +13,7 @@ import dagster as dg
 from dagster import JobExecutionResult
 
 from medallion_assets.engine.paths import LOAD_TYPES, repository_root
-from medallion_assets.engine.sample import generate_sample, sample_exists
+from medallion_assets.engine.sample import default_sample_start, generate_sample, sample_exists
 
 
 def landing_partitions(data_dir: Path) -> list[date]:
@@ -51,11 +51,6 @@ def dagster_home() -> Path:
     path.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(path)
     return path
-
-
-def default_sample_start(days: int, *, today: date | None = None) -> date:
-    """The sample's default first day: ``days`` days before today, so its last day is yesterday."""
-    return (today or date.today()) - timedelta(days=days)
 
 
 def medallion_daily_job() -> dg.JobDefinition:
@@ -124,8 +119,6 @@ def _day_run(day: date, result: JobExecutionResult, *, seconds: float) -> DayRun
 
 def run_range(data_dir: Path, *, first: date, last: date, log: Callable[[str], None] = print) -> list[DayRun]:
     """`medallion run`: every layer for each day ``first``..``last``, then the summary."""
-    if last < first:
-        raise ValueError(f"--to {last} is before --from {first}")
     started = time.perf_counter()
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     runs = run_days(days, log=log)

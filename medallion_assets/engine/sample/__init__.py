@@ -13,7 +13,7 @@ import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -49,6 +49,11 @@ def sample_paths(data_dir: Path, systems: dict[str, SourceSystem] | None = None)
 
 def sample_exists(data_dir: Path) -> bool:
     return sample_paths(Path(data_dir)).database.is_file()
+
+
+def default_sample_start(days: int, *, today: date | None = None) -> date:
+    """The first day of a sample of ``days`` days whose last day is yesterday (the CLI's default)."""
+    return (today or date.today()) - timedelta(days=days)
 
 
 def generate_sample(
