@@ -1,11 +1,11 @@
-"""The `medallion` command: the sample source system and the end-to-end demo."""
+"""The `medallion` command: run every layer for a range of days, the sample source system and the demo."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from datetime import date
+from datetime import date, timedelta
 
 from medallion_assets.engine.metadata import MetadataError
 from medallion_assets.engine.paths import DATA_DIR_ENV, resolve_data_dir
@@ -35,11 +35,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="generate the sample if absent, then run every layer for every day")
     _sizing(demo)
 
+    run = commands.add_parser(
+        "run", help="run every layer (medallion_daily) for each day from --from to --to, in date order"
+    )
+    run.add_argument("--from", dest="first", type=date.fromisoformat, required=True, help="first day (YYYY-MM-DD)")
+    run.add_argument(
+        "--to", dest="last", type=date.fromisoformat, default=None, help="last day (YYYY-MM-DD; default yesterday)"
+    )
+
     sample = commands.add_parser("sample", help="the sample source system")
     sample_commands = sample.add_subparsers(dest="sample_command", required=True)
     generate = sample_commands.add_parser("generate", help="write the sample database and N days of landing files")
     _sizing(generate)
-    generate.add_argument("--start-date", type=date.fromisoformat, default=None, help="first day (default: partition start)")
+    generate.add_argument(
+        "--start-date", type=date.fromisoformat, default=None, help="first day (default: --days before today, so the last is yesterday)"
+    )
     advance = sample_commands.add_parser("advance", help="move the source systems forward by N days")
     advance.add_argument("--days", type=_positive, default=1)
     _add_sources_commands(commands)
@@ -91,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[DATA_DIR_ENV] = str(resolve_data_dir(args.data_dir))
     data_dir = resolve_data_dir()
     from medallion_assets.engine.database import SourceReadError
-    from medallion_assets.engine.sample import SampleError, advance_sample, generate_sample
+    from medallion_assets.engine.sample import SampleError, advance_sample, default_sample_start, generate_sample
 
     try:
         if args.command == "sources":
@@ -99,7 +109,17 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "demo":
             from medallion_assets.demo import run_demo
 
-            run_demo(data_dir, seed=args.seed, days=args.days, customers=args.customers, order_lines=args.order_lines)
+            runs = run_demo(data_dir, seed=args.seed, days=args.days, customers=args.customers, order_lines=args.order_lines)
+            return 0 if all(r.success for r in runs) else 1
+        elif args.command == "run":
+            from medallion_assets.demo import run_range
+
+            last = args.last or date.today() - timedelta(days=1)
+            if last < args.first:
+                print(f"medallion: error: --to {last} is before --from {args.first}", file=sys.stderr)
+                return 2
+            runs = run_range(data_dir, first=args.first, last=last)
+            return 0 if all(r.success for r in runs) else 1
         elif args.sample_command == "generate":
             days = generate_sample(
                 data_dir,
@@ -107,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                 days=args.days,
                 customers=args.customers,
                 order_lines=args.order_lines,
-                start_date=args.start_date,
+                start_date=args.start_date or default_sample_start(args.days),
             )
             print(f"sample written to {data_dir}: {len(days)} days, {days[0]} .. {days[-1]}")
         else:

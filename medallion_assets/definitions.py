@@ -7,8 +7,7 @@ import dagster as dg
 
 from medallion_assets.base.definitions import build_base_definitions
 from medallion_assets.curated.definitions import build_curated_definitions
-from medallion_assets.engine.project import load_project_settings
-from medallion_assets.engine.sources import load_sources
+from medallion_assets.engine.catalog import ProjectMetadata, load_project_metadata
 from medallion_assets.jobs import dimensions_job, facts_job, landing_to_base_job, medallion_daily_job
 from medallion_assets.landing.definitions import build_landing_definitions
 from medallion_assets.maintenance import build_maintenance_schedule, maintenance_job
@@ -41,28 +40,31 @@ CURATED_AUTOMATION = (
 ).with_label("upstream changed")
 
 
-def _with_layer_policy(spec: dg.AssetSpec) -> dg.AssetSpec:
+def _with_layer_policy(spec: dg.AssetSpec, *, hours: float) -> dg.AssetSpec:
     """Freshness on every table of the lakehouse; automation on the curated layer."""
     if spec.key.path[0] not in ("base", "curated"):
         return spec
-    hours = load_project_settings().checks.freshness_hours
     attributes = {"freshness_policy": dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=hours))}
     if spec.group_name == "curated":
         attributes["automation_condition"] = CURATED_AUTOMATION
     return spec.replace_attributes(**attributes)
 
 
-def build_definitions() -> dg.Definitions:
+def build_definitions(metadata: ProjectMetadata | None = None) -> dg.Definitions:
+    """The code location for the metadata folder in ``$MEDALLION_METADATA_DIR`` (default: the
+    shipped sample) and the data root in ``$MEDALLION_DATA_DIR``, both read now, not at import."""
+    metadata = metadata or load_project_metadata()
     layers = dg.Definitions.merge(
-        build_landing_definitions(),
-        build_base_definitions(),
-        build_curated_definitions(),
+        build_landing_definitions(metadata.sources),
+        build_base_definitions(metadata.base_tables),
+        build_curated_definitions(metadata.curated),
     )
     with warnings.catch_warnings():
         # map_asset_specs is marked preview in dagster 1.13 (pinned <1.14 in pyproject.toml);
         # it is the way to apply one policy to every layer's specs without touching each factory.
         warnings.simplefilter("ignore", dg.PreviewWarning)
-        layers = layers.map_asset_specs(func=_with_layer_policy)
+        hours = metadata.settings.checks.freshness_hours
+        layers = layers.map_asset_specs(func=lambda spec: _with_layer_policy(spec, hours=hours))
     automation_sensor = dg.AutomationConditionSensorDefinition(
         "curated_automation",
         target=dg.AssetSelection.groups("curated"),
@@ -70,7 +72,7 @@ def build_definitions() -> dg.Definitions:
         description="Updates curated tables when the base tables they read change.",
     )
     landing_sensor = build_landing_sensor(
-        systems=load_sources(), downstream=_landing_downstream(layers), partitions_def=daily_partitions
+        systems=metadata.sources, downstream=_landing_downstream(layers), partitions_def=daily_partitions()
     )
     return dg.Definitions.merge(
         layers,

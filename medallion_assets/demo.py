@@ -1,17 +1,19 @@
-"""`medallion demo`: the whole pipeline, every landing partition in date order, on a real instance."""
+"""`medallion run` and `medallion demo`: every layer for each day in date order, on a real instance."""
 
 from __future__ import annotations
 
 import os
 import time
 from collections.abc import Callable
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
+from dagster import JobExecutionResult
 
 from medallion_assets.engine.paths import LOAD_TYPES, repository_root
-from medallion_assets.engine.sample import generate_sample, sample_exists
+from medallion_assets.engine.sample import default_sample_start, generate_sample, sample_exists
 
 
 def landing_partitions(data_dir: Path) -> list[date]:
@@ -51,6 +53,79 @@ def dagster_home() -> Path:
     return path
 
 
+def medallion_daily_job() -> dg.JobDefinition:
+    """``medallion_daily`` of the code location, rebuilt in every process that runs a step
+    (``dg.reconstructable`` needs a module-level function)."""
+    from medallion_assets import definitions
+
+    return definitions.defs.resolve_job_def("medallion_daily")
+
+
+@dataclass(frozen=True)
+class DayRun:
+    day: date
+    run_id: str
+    success: bool
+    materialized: int
+    rows: int
+    seconds: float
+    failed_steps: tuple[str, ...] = ()
+
+
+def run_days(days: list[date], *, log: Callable[[str], None] = print) -> list[DayRun]:
+    """``medallion_daily`` for each day in date order, launched as the daemon launches runs:
+    a run on the instance at ``$DAGSTER_HOME`` whose steps run in their own processes, the
+    dimensions in parallel. Stops at the first failed day (later days build on it)."""
+    from medallion_assets.jobs import _parallel
+
+    home = dagster_home()
+    log(f"Dagster instance: {home}")
+    job = dg.reconstructable(medallion_daily_job)
+    # Step-by-step Dagster logs go to the instance (and the UI); the terminal shows progress.
+    run_config = {**_parallel(), "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    runs: list[DayRun] = []
+    with dg.DagsterInstance.get() as instance:
+        for number, day in enumerate(days, start=1):
+            t0 = time.perf_counter()
+            with dg.execute_job(
+                job, instance=instance, run_config=run_config, tags={"dagster/partition": day.isoformat()}
+            ) as result:
+                run = _day_run(day, result, seconds=time.perf_counter() - t0)
+            runs.append(run)
+            status = "" if run.success else f", FAILED at {', '.join(run.failed_steps) or 'run level'}"
+            log(
+                f"[{number}/{len(days)}] {day}: {run.materialized} assets materialized, "
+                f"{run.rows:,} rows, {run.seconds:.1f}s (run {run.run_id[:8]}){status}"
+            )
+            if not run.success:
+                log(f"stopped: see run {run.run_id} in the UI (scripts/ui) for the error")
+                break
+    return runs
+
+
+def _day_run(day: date, result: JobExecutionResult, *, seconds: float) -> DayRun:
+    materialized = result.get_asset_materialization_events()
+    rows = sum(
+        int(event.materialization.metadata["rows"].value)
+        for event in materialized
+        if "rows" in event.materialization.metadata
+    )
+    failed = tuple(event.step_key for event in result.get_step_failure_events() if event.step_key)
+    return DayRun(
+        day=day, run_id=result.run_id, success=result.success, materialized=len(materialized),
+        rows=rows, seconds=seconds, failed_steps=failed,
+    )
+
+
+def run_range(data_dir: Path, *, first: date, last: date, log: Callable[[str], None] = print) -> list[DayRun]:
+    """`medallion run`: every layer for each day ``first``..``last``, then the summary."""
+    started = time.perf_counter()
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    runs = run_days(days, log=log)
+    _report(data_dir, started=started, log=log)
+    return runs
+
+
 def run_demo(
     data_dir: Path,
     *,
@@ -58,44 +133,31 @@ def run_demo(
     days: int,
     customers: int,
     order_lines: int,
+    start_date: date | None = None,
     log: Callable[[str], None] = print,
-) -> list[tuple[str, dict[str, object]]]:
-    from medallion_assets.definitions import defs
-
+) -> list[DayRun]:
+    """Generate the sample if absent (its window ends yesterday by default), then `run` every landed day."""
     started = time.perf_counter()
     if sample_exists(data_dir):
         log(f"sample found in {data_dir}; using it (remove {data_dir} to start over)")
     else:
-        log(f"generating the sample in {data_dir}: {days} days, {customers:,} customers, {order_lines:,} order lines")
-        generate_sample(data_dir, seed=seed, days=days, customers=customers, order_lines=order_lines, log=log)
-    home = dagster_home()
-    log(f"Dagster instance: {home}")
-    job = defs.resolve_job_def("medallion_daily")
-    partitions = demo_partitions(data_dir)
-    with dg.DagsterInstance.get() as instance:
-        for number, day in enumerate(partitions, start=1):
-            t0 = time.perf_counter()
-            result = job.execute_in_process(
-                partition_key=day.isoformat(),
-                instance=instance,
-                raise_on_error=True,
-                # Step-by-step Dagster logs go to the instance (and the UI); the terminal shows progress.
-                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-            )
-            materialized = result.get_asset_materialization_events()
-            rows = sum(
-                int(event.materialization.metadata["rows"].value)
-                for event in materialized
-                if "rows" in event.materialization.metadata
-            )
-            log(
-                f"[{number}/{len(partitions)}] {day}: {len(materialized)} assets materialized, "
-                f"{rows:,} rows, {time.perf_counter() - t0:.1f}s (run {result.run_id[:8]})"
-            )
-    summary = summarize(data_dir)
-    log(format_summary(summary, data_dir))
+        start_date = start_date or default_sample_start(days)
+        log(
+            f"generating the sample in {data_dir}: {days} days from {start_date}, "
+            f"{customers:,} customers, {order_lines:,} order lines"
+        )
+        generate_sample(
+            data_dir, seed=seed, days=days, customers=customers, order_lines=order_lines, start_date=start_date, log=log
+        )
+    runs = run_days(demo_partitions(data_dir), log=log)
+    _report(data_dir, started=started, log=log)
+    return runs
+
+
+def _report(data_dir: Path, *, started: float, log: Callable[[str], None]) -> None:
+    # Delta tables are opened only here, after every run: step processes never inherit them.
+    log(format_summary(summarize(data_dir), data_dir))
     log(f"done in {time.perf_counter() - started:.1f}s")
-    return summary
 
 
 def summarize(data_dir: Path) -> list[tuple[str, dict[str, object]]]:

@@ -64,6 +64,8 @@ def build_landing_sensor(
         requests = []
         for (source, object_name, partition), files in sorted(grouped.items()):
             key = landing_asset_key(source, object_name)
+            if key not in downstream:  # an object switched off with include: false
+                continue
             if partition not in valid_partitions:
                 context.log.warning(f"{key.to_user_string()}: files for {partition} are outside the partitions; ignored")
                 continue

@@ -1,7 +1,14 @@
 """Fixtures shared across the suite."""
 
+import os
+import tempfile
+
 import duckdb
 import pytest
+
+# Partitions of the sample start on the first landed day under the data root; the suite never
+# reads the checkout's data/ (a demo run there would move them), it starts from an empty root.
+os.environ.setdefault("MEDALLION_DATA_DIR", tempfile.mkdtemp(prefix="medallion-test-data-"))
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ DAYS = 3
 
 
 def sample_days() -> list[date]:
-    start = load_project_settings().partitions.start_date
+    start = load_project_settings().partitions.start_without_data
     return [start + timedelta(days=i) for i in range(DAYS)]
 
 
@@ -45,7 +45,7 @@ def _previous_watermark(data_dir: Path, source: str, obj, day: date, start: date
 
 
 def run_landing(data_dir: Path, day: date) -> None:
-    start = load_project_settings().partitions.start_date
+    start = load_project_settings().partitions.start_without_data
     for system in load_sources().values():
         if isinstance(system.connection, DropFolderConnection):
             continue  # drop folders are copied, never re-extracted

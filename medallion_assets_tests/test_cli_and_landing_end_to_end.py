@@ -2,7 +2,7 @@
 
 import subprocess
 import sys
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 import duckdb
@@ -10,7 +10,7 @@ import pytest
 
 from medallion_assets.engine.paths import list_landing_files
 from medallion_assets.engine.sources import load_sources
-from medallion_assets.landing.assets import build_landing_assets
+from medallion_assets.landing.assets import build_landing_assets, extract_day_mismatch
 from medallion_assets.resources import LakehouseResource
 
 pytestmark = pytest.mark.slow  # the medallion command and the landing assets on a generated sample
@@ -28,7 +28,10 @@ def medallion(data_dir, *args):
 @pytest.fixture(scope="module")
 def sample_dir(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("lake")
-    done = medallion(data_dir, "sample", "generate", "--days", "4", "--customers", "300", "--order-lines", "3000", "--seed", "7")
+    done = medallion(
+        data_dir, "sample", "generate", "--days", "4", "--customers", "300", "--order-lines", "3000", "--seed", "7",
+        "--start-date", "2026-01-01",
+    )
     assert done.returncode == 0, done.stderr
     assert "sample written" in done.stdout
     return data_dir
@@ -90,3 +93,39 @@ def test_bad_input_is_a_clear_error(tmp_path):
     assert missing.returncode == 2 and "run `medallion sample generate` first" in missing.stderr
     bad_days = medallion(tmp_path, "sample", "generate", "--days", "0")
     assert bad_days.returncode == 2 and "must be a positive whole number" in bad_days.stderr
+
+
+def test_the_default_sample_ends_yesterday_and_its_partitions_start_on_its_first_day(tmp_path, monkeypatch):
+    from medallion_assets.engine.paths import list_landing_files as landed
+    from medallion_assets.partitions import daily_partitions
+
+    done = medallion(tmp_path, "sample", "generate", "--days", "2", "--customers", "50", "--order-lines", "200")
+    assert done.returncode == 0, done.stderr
+    today = date.today()
+    days = sorted({f.partition_date for f in landed(tmp_path, "erp", "customer")})
+    assert days == [today - timedelta(days=2), today - timedelta(days=1)]
+    monkeypatch.setenv("MEDALLION_DATA_DIR", str(tmp_path))
+    partitions = daily_partitions()
+    assert partitions.get_first_partition_key() == str(today - timedelta(days=2))
+    # every landed day is a partition, so a demo leaves no partition of landing or base missing
+    keys = partitions.get_partition_keys()
+    assert keys[: len(days)] == [str(d) for d in days]
+
+
+def test_a_landed_file_stamped_on_another_day_is_reported():
+    from pathlib import Path
+
+    from medallion_assets.engine.extract import ExtractResult, WrittenFile
+
+    def file(stamp: str) -> WrittenFile:
+        path = Path(f"/lake/landing/erp/customer/full/2026/01/05/customer_full_{stamp}.csv")
+        return WrittenFile(path=path, load_type="full", rows=1, bytes=1)
+
+    same_day = ExtractResult(source="erp", object="customer", partition_date=date(2026, 1, 5), status="kept",
+                             files=[file("20260105T220000"), file("20260106T020000")])
+    assert extract_day_mismatch(same_day) == ""  # the nightly run stamps the morning after: expected
+    stale = ExtractResult(source="erp", object="customer", partition_date=date(2026, 1, 5), status="kept",
+                          files=[file("20260102T220000")])
+    assert extract_day_mismatch(stale) == (
+        "partition 2026-01-05: 1 file(s) stamped on another day: customer_full_20260102T220000.csv"
+    )

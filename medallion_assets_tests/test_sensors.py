@@ -53,7 +53,7 @@ def sensor():
     return build_landing_sensor(
         systems=SYSTEMS,
         downstream={LANDING: [BASE], dg.AssetKey(["landing", "finance_budget"]): []},
-        partitions_def=daily_partitions,
+        partitions_def=daily_partitions(),
     )
 
 

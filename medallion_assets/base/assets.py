@@ -19,7 +19,7 @@ def base_asset_key(table: BaseTable) -> dg.AssetKey:
     return dg.AssetKey(["base", table.name])
 
 
-def result_metadata(result: LoadResult) -> dict[str, Any]:
+def result_metadata(result: LoadResult, *, descriptions: dict[str, str] | None = None) -> dict[str, Any]:
     """Materialization metadata: counts the UI plots, plus the version, schema and a preview."""
     metadata: dict[str, Any] = {
         "status": dg.MetadataValue.text(result.status),
@@ -37,7 +37,12 @@ def result_metadata(result: LoadResult) -> dict[str, Any]:
         metadata["delta_version"] = dg.MetadataValue.int(result.delta_version)
     if result.schema:
         metadata["dagster/column_schema"] = dg.MetadataValue.table_schema(
-            dg.TableSchema(columns=[dg.TableColumn(name=name, type=type_name) for name, type_name in result.schema])
+            dg.TableSchema(
+                columns=[
+                    dg.TableColumn(name=name, type=type_name, description=(descriptions or {}).get(name))
+                    for name, type_name in result.schema
+                ]
+            )
         )
     if result.preview is not None:
         metadata["preview"] = dg.MetadataValue.md(markdown_preview(result.preview))
@@ -55,7 +60,7 @@ def build_base_asset(*, table: BaseTable) -> dg.AssetsDefinition:
     @dg.asset(
         key=key,
         group_name="base",
-        partitions_def=daily_partitions,
+        partitions_def=daily_partitions(),
         deps=landing,
         kinds={"deltalake", "duckdb"},
         description=description,
@@ -83,7 +88,7 @@ def build_base_asset(*, table: BaseTable) -> dg.AssetsDefinition:
             f"inserted {result.inserted:,}, updated {result.updated:,}, soft-deleted {result.soft_deleted:,}, "
             f"quarantined {result.quarantined:,}"
         )
-        return dg.MaterializeResult(metadata=result_metadata(result))
+        return dg.MaterializeResult(metadata=result_metadata(result, descriptions=table.column_descriptions))
 
     return _base
 

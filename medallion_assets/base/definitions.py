@@ -4,16 +4,15 @@ Invalid metadata raises here, i.e. when the code location loads. Resources are b
 definitions (``lakehouse``).
 """
 
+from __future__ import annotations
+
 import dagster as dg
 
 from medallion_assets.base.assets import build_base_assets
 from medallion_assets.base.checks import build_base_checks
-from medallion_assets.engine.base.model import load_base_tables
+from medallion_assets.engine.base.model import BaseTable, load_base_tables
 
 
-def build_base_definitions() -> dg.Definitions:
-    tables = load_base_tables()
+def build_base_definitions(tables: tuple[BaseTable, ...] | None = None) -> dg.Definitions:
+    tables = tables if tables is not None else load_base_tables()
     return dg.Definitions(assets=build_base_assets(tables), asset_checks=build_base_checks(tables))
-
-
-

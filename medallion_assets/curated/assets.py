@@ -41,7 +41,7 @@ def deps_for(reads: Iterable[TableRef], extra_tables: Iterable[str] = ()) -> lis
     return sorted(keys, key=lambda k: k.to_user_string())
 
 
-def result_metadata(result: LoadResult) -> dict[str, Any]:
+def result_metadata(result: LoadResult, *, descriptions: dict[str, str] | None = None) -> dict[str, Any]:
     """Counts, Delta version, schema, preview and, for facts, rows mapped to -1 per key column."""
     metadata: dict[str, Any] = {
         "dagster/row_count": dg.MetadataValue.int(result.rows),
@@ -52,7 +52,10 @@ def result_metadata(result: LoadResult) -> dict[str, Any]:
         "delta_version": dg.MetadataValue.int(result.version if result.version is not None else -1),
         "path": dg.MetadataValue.path(str(result.path)),
         "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in result.schema]
+            columns=[
+                dg.TableColumn(name=f.name, type=str(f.type), description=(descriptions or {}).get(f.name))
+                for f in result.schema
+            ]
         ),
         "preview": dg.MetadataValue.md(markdown_preview(result.preview)),
     }
@@ -63,11 +66,13 @@ def result_metadata(result: LoadResult) -> dict[str, Any]:
     return metadata
 
 
-def _publish(context: dg.AssetExecutionContext, root: Path, result: LoadResult) -> dg.MaterializeResult:
+def _publish(
+    context: dg.AssetExecutionContext, root: Path, result: LoadResult, *, descriptions: dict[str, str] | None = None
+) -> dg.MaterializeResult:
     for warning in result.warnings:
         context.log.warning(warning)
     refresh_serving_views(root, [f"curated.{t}" for t in result.written] or [f"curated.{result.table}"])
-    return dg.MaterializeResult(metadata=result_metadata(result))
+    return dg.MaterializeResult(metadata=result_metadata(result, descriptions=descriptions))
 
 
 def _curated_asset(
@@ -88,7 +93,7 @@ def _curated_asset(
         group_name=GROUP,
         kinds=KINDS,
         deps=deps or [],
-        partitions_def=daily_partitions if partitioned else None,
+        partitions_def=daily_partitions() if partitioned else None,
         description=description,
         retry_policy=retry_policy(spec.retry),
         metadata=metadata,
@@ -99,7 +104,7 @@ def _curated_asset(
         partition = date.fromisoformat(context.partition_key) if context.has_partition_key else None
         with step_timeout(context, spec.timeout_seconds):
             result = load(root, partition)
-        return _publish(context, root, result)
+        return _publish(context, root, result, descriptions=getattr(spec, "column_descriptions", None))
 
     return _entity
 

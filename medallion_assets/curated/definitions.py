@@ -27,6 +27,3 @@ def build_curated_definitions(model: CuratedModel | None = None) -> dg.Definitio
         assets.append(build_fact_asset(meta=fact, dimension_tables=dimension_tables))
         checks.extend(build_fact_checks(meta=fact))
     return dg.Definitions(assets=assets, asset_checks=checks)
-
-
-

@@ -3,6 +3,7 @@ file, the entry and the field. Shared by the source, base and curated metadata."
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -10,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+METADATA_DIR_ENV = "MEDALLION_METADATA_DIR"
 
 
 class MetadataError(ValueError):
@@ -22,9 +24,24 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def metadata_root() -> Path:
-    """The metadata shipped with the package (sources, base tables, curated model)."""
+def shipped_metadata_root() -> Path:
+    """The metadata shipped with the package: the sample's sources, base tables and curated model."""
     return Path(__file__).resolve().parents[1] / "metadata"
+
+
+def metadata_root() -> Path:
+    """The metadata folder in use: ``$MEDALLION_METADATA_DIR`` when set, else the shipped sample.
+
+    Read at call time (when definitions are built), never at import time. The folder holds
+    ``project.yaml``, ``sources/``, ``base/`` and ``curated/``.
+    """
+    value = os.environ.get(METADATA_DIR_ENV)
+    if not value:
+        return shipped_metadata_root()
+    root = Path(value).expanduser().resolve()
+    if not root.is_dir():
+        raise MetadataError(f"{METADATA_DIR_ENV}={value}: the metadata folder {root} does not exist")
+    return root
 
 
 def read_yaml(path: Path) -> Any:

@@ -11,7 +11,7 @@ import dagster as dg
 
 from medallion_assets.engine.database import SourceReadError
 from medallion_assets.engine.extract import ExtractResult, extract_object
-from medallion_assets.engine.project import load_project_settings
+from medallion_assets.engine.paths import parse_landing_file
 from medallion_assets.engine.sources import DropFolderConnection, SourceObject, SourceSystem, SqlDatabaseConnection
 from medallion_assets.partitions import daily_partitions
 from medallion_assets.policies import retry_policy, step_timeout
@@ -54,6 +54,25 @@ def previous_watermark(instance: dg.DagsterInstance, asset_key: dg.AssetKey, par
     return best
 
 
+def extract_day_mismatch(result: ExtractResult) -> str:
+    """Landing files of this partition stamped before its day or more than a day after it (an extract
+    of the nightly run, stamped the morning after, is expected)."""
+    day = result.partition_date
+    other = sorted(
+        f.path.name
+        for f in result.files
+        if (stamp := _stamp_day(f.path)) is not None and not 0 <= (stamp - day).days <= 1
+    )
+    if not other:
+        return ""
+    return f"partition {day}: {len(other)} file(s) stamped on another day: {', '.join(other[:5])}"
+
+
+def _stamp_day(path: Path) -> date | None:
+    parsed = parse_landing_file(path)
+    return parsed.extracted_at.date() if parsed is not None else None
+
+
 def landing_metadata(result: ExtractResult, data_root: Path) -> dict[str, Any]:
     files_table = "\n".join(
         f"| `{f.path.relative_to(data_root)}` | {f.load_type} | {f.rows:,} | {f.bytes:,} |" for f in result.files
@@ -71,6 +90,8 @@ def landing_metadata(result: ExtractResult, data_root: Path) -> dict[str, Any]:
     }
     if result.extracted_at:
         metadata["extracted_at"] = dg.MetadataValue.text(result.extracted_at.isoformat())
+    if mismatch := extract_day_mismatch(result):
+        metadata["extract_day_mismatch"] = dg.MetadataValue.text(mismatch)
     if result.removed:
         metadata["replaced_files"] = dg.MetadataValue.int(len(result.removed))
     if result.notes:
@@ -99,10 +120,13 @@ def build_landing_asset(*, system: SourceSystem, obj: SourceObject) -> dg.Assets
         else f"`{obj.source_table}` from {system.source}, extracted {obj.extract_mode} as {obj.format}."
     )
 
+    partitions_def = daily_partitions()
+    partition_start = partitions_def.start.date()
+
     @dg.asset(
         key=key,
         group_name="landing",
-        partitions_def=daily_partitions,
+        partitions_def=partitions_def,
         kinds=_kinds(system, obj),
         description=description,
         metadata={"source": system.source, "object": obj.name, "extract_mode": obj.extract_mode, "format": obj.format},
@@ -120,7 +144,7 @@ def build_landing_asset(*, system: SourceSystem, obj: SourceObject) -> dg.Assets
                 system,
                 obj,
                 partition_date,
-                partition_start=load_project_settings().partitions.start_date,
+                partition_start=partition_start,
                 previous_watermark=watermark,
                 force=config.force_reextract,
                 log=context.log.info,

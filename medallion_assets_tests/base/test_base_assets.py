@@ -28,7 +28,7 @@ def test_asset_shape_follows_the_contract():
     key = dg.AssetKey(["base", "erp_customer"])
     assert asset.key == key
     assert asset.group_names_by_key[key] == "base"
-    assert asset.partitions_def == daily_partitions
+    assert asset.partitions_def == daily_partitions()
     assert dg.AssetKey(["landing", "erp_customer"]) in asset.asset_deps[key]
     assert set(asset.specs_by_key[key].kinds) == {"deltalake", "duckdb"}
 

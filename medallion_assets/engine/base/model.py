@@ -133,6 +133,9 @@ class BaseTable(StrictModel):
     column_types: dict[str, str] = Field(default_factory=dict, description="casts for text formats, e.g. DECIMAL(12,2)")
     modify_date_column: str | None = None
     translations: dict[str, str] = Field(default_factory=dict, description="renames: source column -> base column")
+    column_descriptions: dict[str, str] = Field(
+        default_factory=dict, description="base column -> text shown as the column's description in the UI"
+    )
     history_columns: list[str] | None = Field(default=None, description="scd2: track history on these only")
     partition_by: list[str] = Field(default_factory=list)
     recreate: bool = False

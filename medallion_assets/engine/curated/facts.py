@@ -263,6 +263,30 @@ def _partition_value(column_type: pa.DataType, partition_date: date) -> Any:
     raise CuratedError("the incremental date_column must be a yyyymmdd integer or a DATE")
 
 
+def check_calendar_covers(
+    batch: pa.Table, mappings: list[KeyMapping], dimensions: Mapping[str, Any], *, source: str
+) -> None:
+    """Fact dates outside ``dim_calendar`` would all map to the unknown day (-1): refuse the load,
+    naming the column, its range and the calendar's. Nulls (and -1) are unknown on purpose."""
+    for mapping in mappings:
+        calendar = dimensions.get(mapping.dimension)
+        if not isinstance(calendar, CalendarMeta) or mapping.column not in batch.column_names:
+            continue
+        values = batch.column(mapping.column)
+        if not pa.types.is_integer(values.type):
+            continue  # map_keys names the type problem
+        known = pc.filter(values, pc.and_(pc.is_valid(values), pc.not_equal(values, UNKNOWN_ID)))
+        if len(known) == 0:
+            continue
+        low, high = pc.min(known).as_py(), pc.max(known).as_py()
+        first, last = date_to_key(calendar.spec.start), date_to_key(calendar.spec.end)
+        if low < first or high > last:
+            raise CuratedError(
+                f"{source}: column {mapping.column!r} has dates {low}..{high}, outside dim_calendar's range "
+                f"{first}..{last}; widen calendar start/end in model.yaml"
+            )
+
+
 def load_fact(
     meta: FactMeta,
     data_dir: Path,
@@ -304,6 +328,7 @@ def load_fact(
     unmatched: dict[str, int] = {}
     inferred: dict[str, int] = {}
     if spec.map_keys and mappings:
+        check_calendar_covers(batch, mappings, meta.dimensions, source=source)
         inferred = _infer_members(meta, mappings, batch, data_dir, now=now, source=source)
         data = {}
         for name in {m.dimension for m in mappings}:

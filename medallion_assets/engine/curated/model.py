@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from medallion_assets.engine.curated.errors import CuratedError
-from medallion_assets.engine.curated.sql import TableRef, parse_select
+from medallion_assets.engine.curated.sql import TableRef, output_columns, parse_select
 from medallion_assets.engine.policies import RetrySettings
 from medallion_assets.engine.metadata import MetadataError, StrictModel, load_model, metadata_root
 from medallion_assets.engine.paths import is_valid_name
@@ -69,6 +69,9 @@ class DimensionSpec(StrictModel):
         default=False, description="facts create inferred members for business keys not yet in the dimension"
     )
     unknown_member: dict[str, Any] = Field(default_factory=dict, description="column defaults of the -1 row")
+    column_descriptions: dict[str, str] = Field(
+        default_factory=dict, description="column -> text shown as the column's description in the UI"
+    )
     retry: RetrySettings | None = None
     timeout_seconds: float | None = Field(default=None, gt=0)
 
@@ -76,6 +79,11 @@ class DimensionSpec(StrictModel):
     @classmethod
     def _column(cls, value: str | None) -> str | None:
         return None if value is None else _name(value, "column")
+
+    @field_validator("column_descriptions")
+    @classmethod
+    def _described(cls, value: dict[str, str]) -> dict[str, str]:
+        return {_name(column, "column"): text for column, text in value.items()}
 
     @model_validator(mode="after")
     def _scd2_only(self) -> DimensionSpec:
@@ -102,6 +110,13 @@ class FactSpec(StrictModel):
     unknown_share_overrides: dict[str, float] = Field(
         default_factory=dict, description="check: per mapped column (e.g. calendar_ship_key), its own limit"
     )
+    unknown_share_blocking: bool = Field(
+        default=False,
+        description="check: a share of -1 above the limit fails the check as an error that blocks downstream assets",
+    )
+    column_descriptions: dict[str, str] = Field(
+        default_factory=dict, description="column -> text shown as the column's description in the UI"
+    )
     degenerate_keys: list[str] = Field(
         default_factory=list, description="*_key columns that are not dimension references (kept as they are)"
     )
@@ -115,6 +130,11 @@ class FactSpec(StrictModel):
     @classmethod
     def _columns(cls, value: list[str]) -> list[str]:
         return [_name(v, "column") for v in value]
+
+    @field_validator("column_descriptions")
+    @classmethod
+    def _described(cls, value: dict[str, str]) -> dict[str, str]:
+        return {_name(column, "column"): text for column, text in value.items()}
 
     @field_validator("date_column", "range_column", "scd2_date_column")
     @classmethod
@@ -260,7 +280,24 @@ def load_curated_model(folder: Path | None = None) -> CuratedModel:
 
     model = CuratedModel(folder=folder, calendar=calendar, dimensions=dimensions, facts=facts)
     _check_curated_reads(model)
+    _check_fact_keys(model)
     return model
+
+
+def _check_fact_keys(model: CuratedModel) -> None:
+    """Every ``*_key`` column a fact's SQL returns names a dimension of the model or is listed in
+    ``degenerate_keys``: checked from the SQL text, so the code location fails before any run.
+    Columns behind ``*`` are checked at run time instead."""
+    from medallion_assets.engine.curated.facts import resolve_key_columns
+
+    for fact in model.facts.values():
+        columns = output_columns(fact.sql)
+        if not fact.spec.map_keys or columns is None:
+            continue
+        try:
+            resolve_key_columns(columns, fact.dimensions, degenerate=fact.spec.degenerate_keys, source=str(fact.sql_path))
+        except CuratedError as exc:
+            raise MetadataError(f"{exc} (model.yaml: {model.folder / MODEL_FILE})") from None
 
 
 def _read_sql(folder: Path, yaml_path: Path, relative: str, entry: str) -> tuple[Path, str, tuple[TableRef, ...]]:

@@ -68,6 +68,32 @@ def parse_select(sql: str, *, source: str) -> tuple[TableRef, ...]:
     return tuple(sorted(refs))
 
 
+def output_columns(sql: str) -> list[str] | None:
+    """The column names a SELECT returns, read from its parse tree without running it.
+
+    ``None`` when they cannot be known without data (``*``, or an unnamed expression); the
+    run-time check then covers them.
+    """
+    try:
+        node = parse_single_select(sql).get("node") or {}
+    except SqlRejected:
+        return None
+    while node.get("type") == "SET_OPERATION_NODE":  # UNION etc.: the first branch names the columns
+        node = node.get("left") or (node.get("children") or [{}])[0] or {}
+    if node.get("type") != "SELECT_NODE":
+        return None
+    names: list[str] = []
+    for expression in node.get("select_list") or []:
+        alias = expression.get("alias")
+        if alias:
+            names.append(str(alias).lower())
+        elif expression.get("class") == "COLUMN_REF" and expression.get("column_names"):
+            names.append(str(expression["column_names"][-1]).lower())
+        else:
+            return None
+    return names
+
+
 def _collect_ctes(node: Any, ctes: set[str]) -> None:
     for item in walk(node):
         cte_map = item.get("cte_map")

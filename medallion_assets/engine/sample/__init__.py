@@ -17,16 +17,19 @@ import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 
 from medallion_assets.engine.extract import extract_object
+from medallion_assets.engine.metadata import shipped_metadata_root
 from medallion_assets.engine.paths import inside
 from medallion_assets.engine.project import load_project_settings
 from medallion_assets.engine.sources import DropFolderConnection, DuckDBConnection, SourceSystem, load_sources
 
+# The sample is described by the metadata shipped with the package, whatever MEDALLION_METADATA_DIR says.
+SAMPLE_METADATA = shipped_metadata_root()
 ERP_SOURCE = "erp"
 FINANCE_SOURCE = "finance"
 
@@ -42,7 +45,7 @@ class SamplePaths:
 
 
 def sample_paths(data_dir: Path, systems: dict[str, SourceSystem] | None = None) -> SamplePaths:
-    systems = systems or load_sources()
+    systems = systems or load_sources(SAMPLE_METADATA / "sources")
     erp, finance = systems[ERP_SOURCE].connection, systems[FINANCE_SOURCE].connection
     assert isinstance(erp, DuckDBConnection) and isinstance(finance, DropFolderConnection)
     return SamplePaths(database=inside(data_dir, erp.database), drop_folder=inside(data_dir, finance.folder))
@@ -52,12 +55,17 @@ def erp_database_url(systems: dict[str, SourceSystem] | None = None) -> str | No
     """The SQL database the sample ERP lives in (``connection.url_env``), or ``None`` for the file."""
     from medallion_assets.engine.extract import database_url_for
 
-    systems = systems or load_sources()
+    systems = systems or load_sources(SAMPLE_METADATA / "sources")
     return database_url_for(systems[ERP_SOURCE], os.environ.get)
 
 
 def sample_exists(data_dir: Path) -> bool:
     return sample_paths(Path(data_dir)).database.is_file()
+
+
+def default_sample_start(days: int, *, today: date | None = None) -> date:
+    """The first day of a sample of ``days`` days whose last day is yesterday (the CLI's default)."""
+    return (today or date.today()) - timedelta(days=days)
 
 
 def generate_sample(
@@ -76,12 +84,17 @@ def generate_sample(
     from medallion_assets.engine.sample.publish import erp_target
 
     data_dir = Path(data_dir)
-    systems = load_sources()
+    systems = load_sources(SAMPLE_METADATA / "sources")
     target = erp_target(erp_database_url(systems))
-    partition_start = load_project_settings().partitions.start_date
-    start_date = start_date or partition_start
-    if start_date < partition_start:
-        raise SampleError(f"--start-date {start_date} is before the first partition {partition_start} (metadata/project.yaml)")
+    partitions = load_project_settings(SAMPLE_METADATA / "project.yaml").partitions
+    if isinstance(partitions.start_date, date):  # fixed partitions: the sample may not start before them
+        partition_start = partitions.start_date
+        start_date = start_date or partition_start
+        if start_date < partition_start:
+            raise SampleError(f"--start-date {start_date} is before the first partition {partition_start} (metadata/project.yaml)")
+    else:  # partitions start on the first landed day, i.e. on the sample's first day
+        start_date = start_date or partitions.start_without_data
+        partition_start = start_date
     if days < 1:
         raise SampleError("--days must be at least 1")
     final = sample_paths(data_dir, systems)

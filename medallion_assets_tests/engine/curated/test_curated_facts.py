@@ -11,6 +11,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from medallion_assets.engine.curated import CuratedError, load_curated_model, load_dimension, load_fact
 from medallion_assets.engine.curated.calendar import load_calendar
+from medallion_assets.engine.metadata import MetadataError
 
 T1, T2 = datetime(2026, 1, 1), datetime(2026, 1, 10, 12)
 CAL = "calendar: {start: '2026-01-01', end: '2026-01-31'}\n"
@@ -56,7 +57,7 @@ def test_scd2_lookup_by_fact_date_and_role_playing_calendar(tmp_path: Path) -> N
     load_dimension(model.dimensions["customer"], tmp_path, now=T2)
     _base(tmp_path, "lines", {"line": [1, 2, 3, 4], "cust": [1, 1, 1, 2],
                               "d": pa.array([20260105, 20260110, 20260111, 20260105], pa.int32()),
-                              "s": pa.array([20260107, None, 20991231, 20260106], pa.int32())})
+                              "s": pa.array([20260107, None, -1, 20260106], pa.int32())})
     result = load_fact(model.facts["fact_sales"], tmp_path)
     dim = {r["customer_id"]: r["segment"] for r in _read(tmp_path, "dim_customer")}
     rows = {r["line_key"]: r for r in _read(tmp_path, "fact_sales")}
@@ -68,6 +69,20 @@ def test_scd2_lookup_by_fact_date_and_role_playing_calendar(tmp_path: Path) -> N
     assert [rows[i]["calendar_ship_key"] for i in (1, 2, 3, 4)] == [20260107, -1, -1, 20260106]
     assert [rows[i]["calendar_key"] for i in (1, 2, 3, 4)] == [20260105, 20260110, 20260111, 20260105]
     assert result.unmatched == {"calendar_key": 0, "calendar_ship_key": 2, "customer_key": 1, "customer_billto_key": 1}
+
+
+def test_fact_dates_outside_the_calendar_fail_the_load_naming_column_and_range(tmp_path: Path) -> None:
+    model = _model(tmp_path / "m", CAL + "facts:\n  sales: {}\n", {
+        "fact_sales.sql": "SELECT d AS calendar_key, s AS calendar_ship_key, amount FROM base.lines"})
+    load_calendar(model.calendar, tmp_path)
+    _base(tmp_path, "lines", {"d": pa.array([20260105, 20260131], pa.int32()),
+                              "s": pa.array([None, 20260203], pa.int32()), "amount": [1, 2]})
+    with pytest.raises(CuratedError) as error:
+        load_fact(model.facts["fact_sales"], tmp_path)
+    message = str(error.value)
+    assert "fact_sales.sql" in message
+    assert "column 'calendar_ship_key' has dates 20260203..20260203, outside dim_calendar's range 20260101..20260131" in message
+    assert not (tmp_path / "curated" / "fact_sales").exists()  # nothing written
 
 
 def test_early_arriving_fact_creates_inferred_member_filled_later_with_same_id(tmp_path: Path) -> None:
@@ -93,7 +108,12 @@ def test_early_arriving_fact_creates_inferred_member_filled_later_with_same_id(t
 
 
 def test_unknown_dimension_key_column_is_an_error_or_a_warning_when_mapping_is_off(tmp_path: Path) -> None:
-    sql = {"fact_x.sql": "SELECT 1 AS planet_key, 2 AS amount", "fact_y.sql": "SELECT 1 AS planet_key, 2 AS amount"}
+    # Named in the SQL: the model refuses to load (the code location fails before any run).
+    with pytest.raises(MetadataError, match=r"fact_x\.sql: column 'planet_key'.*no dimension 'planet'"):
+        _model(tmp_path / "a", "facts:\n  x: {}\n", {"fact_x.sql": "SELECT 1 AS planet_key, 2 AS amount"})
+    # Behind SELECT *: only the data names the columns, so the load refuses it at run time.
+    _base(tmp_path, "planets", {"planet_key": [1], "amount": [2]})
+    sql = {"fact_x.sql": "SELECT * FROM base.planets", "fact_y.sql": "SELECT 1 AS planet_key, 2 AS amount"}
     model = _model(tmp_path / "m", "facts:\n  x: {}\n  y: {map_keys: false}\n", sql)
     with pytest.raises(CuratedError, match=r"fact_x\.sql: column 'planet_key'.*no dimension 'planet'"):
         load_fact(model.facts["fact_x"], tmp_path)
