@@ -11,7 +11,7 @@ from medallion_assets.engine.extract import ExtractResult, extract_object
 from medallion_assets.engine.project import load_project_settings
 from medallion_assets.engine.sources import DropFolderConnection, SourceObject, SourceSystem
 from medallion_assets.partitions import daily_partitions
-from medallion_assets.policies import retry_policy, step_timeout
+from medallion_assets.policies import guarded_step, retry_policy
 from medallion_assets.resources import LakehouseResource
 
 WATERMARK_KEY = "watermark"
@@ -99,7 +99,7 @@ def build_landing_asset(*, system: SourceSystem, obj: SourceObject) -> dg.Assets
         watermark = None
         if obj.extract_mode == "incremental":
             watermark = previous_watermark(context.instance, key, context.partition_key)
-        with step_timeout(context, obj.timeout_seconds):
+        with guarded_step(context, obj.timeout_seconds):
             result = extract_object(
                 lakehouse.root,
                 system,
