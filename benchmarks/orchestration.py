@@ -7,7 +7,7 @@ landed day's partition of ``medallion_daily`` on each copy with a fresh temporar
 
 - ``in process``: ``execute_in_process``, every step in this process (the floor);
 - ``multiprocess``: ``dg.execute_job`` of the code location's reconstructable job with the job's
-  own default run config, as the UI and the daemon launch it (one process per step);
+  own run config for the partition, as the UI and the daemon launch it (one process per step);
 - ``multiprocess spawn`` (``--compare-spawn``): the same with ``start_method: spawn``, every step
   a fresh interpreter that imports the project again.
 
@@ -64,14 +64,17 @@ def run_in_process(*, data_dir: Path, partition: str) -> Timing:
 
 
 def run_multiprocess(*, data_dir: Path, partition: str, variant: str, run_config: dict | None) -> Timing:
-    """``execute_job`` of the job as the code location defines it; ``run_config=None`` keeps the
-    job's default run config (what the launchpad and the daemon use)."""
+    """``execute_job`` of the job as the code location defines it; ``run_config=None`` takes the
+    job's run config for the partition, as the launchpad, schedules and the daemon do."""
+    from medallion_assets.definitions import defs
+
     os.environ[DATA_DIR_ENV] = str(data_dir)
     job = ReconstructableRepository.for_module(CODE_LOCATION_MODULE, "defs").get_reconstructable_job(JOB)
+    if run_config is None:
+        run_config = defs.resolve_job_def(JOB).partitioned_config.get_run_config_for_partition_key(partition)
     with tempfile.TemporaryDirectory() as home, dg.DagsterInstance.local_temp(tempdir=home) as instance:
         started = time.perf_counter()
-        kwargs = {} if run_config is None else {"run_config": run_config}
-        with dg.execute_job(job, instance=instance, tags={"dagster/partition": partition}, **kwargs) as result:
+        with dg.execute_job(job, instance=instance, run_config=run_config, tags={"dagster/partition": partition}) as result:
             seconds = time.perf_counter() - started
             if not result.success:
                 raise SystemExit(f"{variant}: the run failed")

@@ -16,8 +16,8 @@ import dagster as dg
 from medallion_assets.curated.assets import ENTITY_TAG
 
 DEFAULT_MAX_CONCURRENT = 4
-# The code location: importing it builds every definition and reads metadata, nothing else.
-PRELOAD_MODULES = ("medallion_assets.definitions",)
+# Builds the code location and resolves its jobs once, in the forkserver; nothing else.
+PRELOAD_MODULES = ("medallion_assets.preload",)
 
 
 def multiprocess_run_config(*, max_concurrent: int = DEFAULT_MAX_CONCURRENT, start_method: str = "forkserver") -> dict:
