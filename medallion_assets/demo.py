@@ -105,10 +105,12 @@ def run_days(days: list[date], *, log: Callable[[str], None] = print) -> list[Da
 
 def _day_run(day: date, result: JobExecutionResult, *, seconds: float) -> DayRun:
     materialized = result.get_asset_materialization_events()
+    # landing reports the rows it extracted, base and curated the rows they read
     rows = sum(
-        int(event.materialization.metadata["rows"].value)
-        for event in materialized
-        if "rows" in event.materialization.metadata
+        int(metadata[name].value)
+        for metadata in (event.materialization.metadata for event in materialized)
+        for name in ("rows", "rows_read")
+        if name in metadata
     )
     failed = tuple(event.step_key for event in result.get_step_failure_events() if event.step_key)
     return DayRun(

@@ -5,7 +5,7 @@ from datetime import date, datetime
 import dagster as dg
 import pyarrow as pa
 
-from medallion_assets.base.assets import build_base_asset
+from medallion_assets.base.assets import base_asset_key, build_base_asset
 from medallion_assets.base.checks import build_base_checks
 from medallion_assets.engine.base.model import BaseTable
 from medallion_assets.engine.files import write_table_file
@@ -32,14 +32,14 @@ def test_checks_report_keys_and_quarantined_rows(tmp_path):
     )
     day = date(2026, 1, 2)
     write_table_file(rows, landing_file_path(tmp_path, "erp", "customer", "full", day, datetime(2026, 1, 2, 22), "csv"), "csv")
-    checks = build_base_checks([table])
-    assert sorted(spec.name for check in checks for spec in check.check_specs) == [
-        "keyed_invariants",
-        "keys_not_null",
-        "quarantined_rows",
-    ]
+    asset = build_base_asset(table=table)
+    # The checks are declared on the asset itself (one step), with their descriptions.
+    specs = {spec.name: spec for spec in asset.check_specs}
+    assert sorted(specs) == ["keyed_invariants", "keys_not_null", "quarantined_rows"]
+    assert all(spec.description for spec in specs.values())
+    assert specs == {s.name: s for s in build_base_checks(table=table, asset_key=base_asset_key(table)).specs}
     result = dg.materialize(
-        [build_base_asset(table=table), *checks],
+        [asset],
         partition_key="2026-01-02",
         resources={"lakehouse": LakehouseResource(data_dir=str(tmp_path))},
     )
@@ -49,3 +49,5 @@ def test_checks_report_keys_and_quarantined_rows(tmp_path):
     quarantined = evaluations["quarantined_rows"]
     assert not quarantined.passed and quarantined.severity == dg.AssetCheckSeverity.WARN
     assert quarantined.metadata["quarantined_rows"].value == 1
+    # Evaluated in the step that materialized the table: one step, no step per check.
+    assert [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"] == ["base__erp_customer"]

@@ -53,3 +53,46 @@ def test_every_asset_has_a_retry_policy_and_kinds():
         assert assets_def.op.retry_policy is not None, assets_def.key
         for spec in assets_def.specs:
             assert spec.kinds, spec.key
+
+
+def test_every_check_is_described_and_every_asset_carries_its_layer_tag():
+    graph = defs.resolve_asset_graph()
+    for assets_def in defs.assets:
+        for spec in assets_def.specs:
+            assert spec.tags.get("layer") == spec.key.path[0], spec.key
+        for check in assets_def.check_specs:
+            assert check.description, check.key
+    assert len(graph.asset_check_keys) == 28
+
+
+def test_jobs_run_on_the_forkserver_with_the_code_location_preloaded():
+    from medallion_assets.jobs import PRELOAD_MODULES, multiprocess_run_config
+
+    expected = multiprocess_run_config()
+    multiprocess = expected["execution"]["config"]["multiprocess"]
+    assert multiprocess["start_method"] == {"forkserver": {"preload_modules": list(PRELOAD_MODULES)}}
+    for name in ("medallion_daily", "landing_to_base"):
+        job = defs.resolve_job_def(name)
+        assert job.partitioned_config.get_run_config_for_partition_key("2026-01-02") == expected, name
+    for name in ("dimensions", "facts"):
+        schema = defs.resolve_job_def(name).config_mapping.config_schema
+        default = schema.as_field().default_value["execution"]["config"]["multiprocess"]
+        assert default["start_method"] == multiprocess["start_method"], name
+
+
+def test_preloading_the_code_location_opens_no_delta_table():
+    """Steps are forks of the forkserver; deltalake's tokio runtime does not survive a fork, so
+    importing what the forkserver preloads must not start it."""
+    import subprocess
+    import sys
+
+    from medallion_assets.jobs import PRELOAD_MODULES
+
+    code = (
+        "import importlib, os\n"
+        f"for m in {list(PRELOAD_MODULES)!r}: importlib.import_module(m)\n"
+        "names = [open(f'/proc/self/task/{t}/comm').read().strip() for t in os.listdir('/proc/self/task')]\n"
+        "print(sum(n.startswith('tokio') for n in names))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "0"

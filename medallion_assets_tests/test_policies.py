@@ -1,9 +1,14 @@
 import time
 
 import dagster as dg
+import duckdb
+import pytest
+from deltalake.exceptions import CommitFailedError
 
+from medallion_assets.engine.base.schema import BaseLoadError
+from medallion_assets.engine.curated.errors import CuratedError
 from medallion_assets.engine.policies import RetrySettings
-from medallion_assets.policies import STEP_TIMEOUT_TAG, retry_policy, step_timeout
+from medallion_assets.policies import STEP_TIMEOUT_TAG, StepTimeout, guarded_step, is_transient, retry_policy, step_timeout
 
 
 @dg.asset
@@ -42,8 +47,9 @@ attempts: list[int] = []
 @dg.asset(retry_policy=retry_policy(RetrySettings(max_retries=2, delay_seconds=0)))
 def flaky(context: dg.AssetExecutionContext) -> None:
     attempts.append(context.retry_number)
-    if context.retry_number == 0:
-        raise ConnectionError("transient: source busy")
+    with guarded_step(context):
+        if context.retry_number == 0:
+            raise ConnectionError("transient: source busy")
 
 
 def test_a_transient_failure_succeeds_on_retry():
@@ -57,13 +63,70 @@ def test_a_transient_failure_succeeds_on_retry():
 @dg.asset(retry_policy=retry_policy(RetrySettings(max_retries=2, delay_seconds=0)))
 def broken(context: dg.AssetExecutionContext) -> None:
     attempts.append(context.retry_number)
-    raise ValueError("permanent: bad input")
+    with guarded_step(context):
+        raise ValueError("permanent: bad input")
 
 
-def test_a_permanent_failure_fails_after_the_configured_attempts_with_its_cause():
+def test_a_deterministic_failure_fails_at_once_with_its_cause():
     attempts.clear()
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize([broken], instance=instance, raise_on_error=False)
-    assert not result.success and attempts == [0, 1, 2]
+    assert not result.success and attempts == [0]
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert "permanent: bad input" in str(failure.step_failure_data.error)
+    assert failure.step_failure_data.user_failure_data.description == "ValueError: permanent: bad input"
+
+
+def _raised(make):
+    """The exception ``make()`` raises, with its real chain."""
+    try:
+        make()
+    except Exception as exc:  # noqa: BLE001 - the point is to capture it
+        return exc
+    raise AssertionError("nothing raised")
+
+
+def _wrapped(inner: Exception, outer: type[Exception]):
+    def make():
+        try:
+            raise inner
+        except Exception as exc:
+            raise outer(f"wrapped: {exc}") from exc
+
+    return make
+
+
+def _duckdb(sql: str):
+    return lambda: duckdb.connect().execute(sql)
+
+
+def _hidden(inner: Exception):
+    """An engine error raised ``from None`` over ``inner``: the engine decided it is final."""
+
+    def make():
+        try:
+            raise inner
+        except Exception:
+            raise BaseLoadError("landing file x.csv: bad") from None
+
+    return make
+
+
+@pytest.mark.parametrize(
+    ("make", "transient"),
+    [
+        (_duckdb("SELECT missing_column FROM range(1)"), False),  # binder error
+        (_duckdb("SELEC 1"), False),  # parser error
+        (_duckdb("SELECT CAST('x' AS INTEGER)"), False),  # conversion error
+        (_duckdb("SELECT * FROM read_csv('/nonexistent/medallion/x.csv')"), True),  # I/O error
+        (_wrapped(CommitFailedError("conflict"), CuratedError), True),  # a Delta commit lost a race
+        (_wrapped(ConnectionResetError("reset by peer"), RuntimeError), True),
+        (lambda: (_ for _ in ()).throw(StepTimeout("step x exceeded its timeout")), True),
+        (lambda: (_ for _ in ()).throw(CuratedError("fact.sql: result column 'X' is not lower snake_case")), False),
+        (lambda: open("/nonexistent/medallion/file"), False),  # FileNotFoundError: the same next time
+        (_hidden(OSError("disk hiccup")), False),
+        (lambda: {}["key"], False),  # a bug
+    ],
+)
+def test_only_transient_errors_are_worth_a_retry(make, transient):
+    assert is_transient(_raised(make)) is transient

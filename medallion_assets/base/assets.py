@@ -6,46 +6,41 @@ from typing import Any
 
 import dagster as dg
 
+from medallion_assets.base.checks import build_base_checks
 from medallion_assets.engine.base.load import LoadResult, load_partition
 from medallion_assets.engine.base.model import BaseTable
-from medallion_assets.engine.base.schema import BaseLoadError
 from medallion_assets.engine.serving import refresh_serving_views
-from medallion_assets.observability import markdown_preview
+from medallion_assets.observability import LoadSummary, load_metadata
 from medallion_assets.partitions import daily_partitions
-from medallion_assets.policies import retry_policy, step_timeout
+from medallion_assets.policies import guarded_step, retry_policy
 from medallion_assets.resources import LakehouseResource
+
 
 def base_asset_key(table: BaseTable) -> dg.AssetKey:
     return dg.AssetKey(["base", table.name])
 
 
 def result_metadata(result: LoadResult, *, descriptions: dict[str, str] | None = None) -> dict[str, Any]:
-    """Materialization metadata: counts the UI plots, plus the version, schema and a preview."""
+    """Materialization metadata in the shared vocabulary, plus what only a base load knows."""
+    summary = LoadSummary(
+        rows_read=result.rows_read,
+        inserted=result.inserted,
+        updated=result.updated,
+        soft_deleted=result.soft_deleted,
+        unchanged=result.unchanged,
+        replaced=result.removed,
+        quarantined=result.quarantined,
+        delta_version=result.delta_version,
+        columns=tuple(result.schema),
+        preview=result.preview,
+        descriptions=descriptions or {},
+    )
     metadata: dict[str, Any] = {
         "status": dg.MetadataValue.text(result.status),
-        "rows_read": dg.MetadataValue.int(result.rows_read),
-        "inserted": dg.MetadataValue.int(result.inserted),
-        "updated": dg.MetadataValue.int(result.updated),
-        "soft_deleted": dg.MetadataValue.int(result.soft_deleted),
-        "unchanged": dg.MetadataValue.int(result.unchanged),
-        "quarantined": dg.MetadataValue.int(result.quarantined),
-        "replaced": dg.MetadataValue.int(result.removed),
+        **load_metadata(summary),
         "write_behaviour": dg.MetadataValue.text(result.write_behaviour),
         "landing_files": dg.MetadataValue.md("\n".join(f"- `{f}`" for f in result.files) or "no files"),
     }
-    if result.delta_version is not None:
-        metadata["delta_version"] = dg.MetadataValue.int(result.delta_version)
-    if result.schema:
-        metadata["dagster/column_schema"] = dg.MetadataValue.table_schema(
-            dg.TableSchema(
-                columns=[
-                    dg.TableColumn(name=name, type=type_name, description=(descriptions or {}).get(name))
-                    for name, type_name in result.schema
-                ]
-            )
-        )
-    if result.preview is not None:
-        metadata["preview"] = dg.MetadataValue.md(markdown_preview(result.preview))
     if result.notes:
         metadata["notes"] = dg.MetadataValue.text("; ".join(result.notes))
     return metadata
@@ -56,6 +51,7 @@ def build_base_asset(*, table: BaseTable) -> dg.AssetsDefinition:
     key = base_asset_key(table)
     landing = [dg.AssetKey(["landing", ref.asset_name]) for ref in table.landing]
     description = table.description or f"{table.write_behaviour} load of {', '.join(r.asset_name for r in table.landing)}."
+    checks = build_base_checks(table=table, asset_key=key)
 
     @dg.asset(
         key=key,
@@ -72,23 +68,23 @@ def build_base_asset(*, table: BaseTable) -> dg.AssetsDefinition:
         },
         tags={"layer": "base", "source": table.source},
         retry_policy=retry_policy(table.retry),
+        check_specs=checks.specs,
     )
     def _base(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> dg.MaterializeResult:
         partition_date = date.fromisoformat(context.partition_key)
-        with step_timeout(context, table.timeout_seconds):
-            try:
-                result = load_partition(table, lakehouse.root, partition_date)
-            except BaseLoadError as exc:
-                # Bad input fails the same way every time: report it, do not retry it.
-                raise dg.Failure(description=str(exc), allow_retries=False) from exc
-        if result.delta_version is not None and result.status == "loaded":
-            refresh_serving_views(lakehouse.root, [f"base.{table.name}"])
+        with guarded_step(context, table.timeout_seconds):
+            result = load_partition(table, lakehouse.root, partition_date)
+            if result.delta_version is not None and result.status == "loaded":
+                refresh_serving_views(lakehouse.root, [f"base.{table.name}"])
+            check_results = checks.results(lakehouse.root)
         context.log.info(
             f"{key.to_user_string()} {context.partition_key}: {result.status}; read {result.rows_read:,}, "
             f"inserted {result.inserted:,}, updated {result.updated:,}, soft-deleted {result.soft_deleted:,}, "
             f"quarantined {result.quarantined:,}"
         )
-        return dg.MaterializeResult(metadata=result_metadata(result, descriptions=table.column_descriptions))
+        return dg.MaterializeResult(
+            metadata=result_metadata(result, descriptions=table.column_descriptions), check_results=check_results
+        )
 
     return _base
 

@@ -1,7 +1,8 @@
 """Base layer definitions, built by looping over the validated base metadata.
 
-Invalid metadata raises here, i.e. when the code location loads. Resources are bound by the root
-definitions (``lakehouse``).
+Invalid metadata raises here, i.e. when the code location loads. Each table's checks are part of
+its asset (evaluated in the step that loads it). Resources are bound by the root definitions
+(``lakehouse``).
 """
 
 from __future__ import annotations
@@ -9,10 +10,9 @@ from __future__ import annotations
 import dagster as dg
 
 from medallion_assets.base.assets import build_base_assets
-from medallion_assets.base.checks import build_base_checks
 from medallion_assets.engine.base.model import BaseTable, load_base_tables
 
 
 def build_base_definitions(tables: tuple[BaseTable, ...] | None = None) -> dg.Definitions:
     tables = tables if tables is not None else load_base_tables()
-    return dg.Definitions(assets=build_base_assets(tables), asset_checks=build_base_checks(tables))
+    return dg.Definitions(assets=build_base_assets(tables))

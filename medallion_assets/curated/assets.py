@@ -2,7 +2,8 @@
 
 Thin wrappers: the engine (``medallion_assets.engine.curated``) does the work; these add the
 asset key, dependencies inferred from the tables each SQL reads, partitions, retries, the
-serving-view refresh and the materialization metadata.
+serving-view refresh, the materialization metadata and the table's checks, evaluated in the step
+that loads the table.
 """
 
 
@@ -13,15 +14,16 @@ from typing import Any
 
 import dagster as dg
 
+from medallion_assets.curated.checks import build_dimension_checks, build_fact_checks
 from medallion_assets.engine.curated import load_dimension, load_fact
 from medallion_assets.engine.curated.calendar import load_calendar
 from medallion_assets.engine.curated.model import CalendarMeta, DimensionMeta, FactMeta
 from medallion_assets.engine.curated.sql import TableRef
 from medallion_assets.engine.curated.tables import LoadResult
 from medallion_assets.engine.serving import refresh_serving_views
-from medallion_assets.observability import markdown_preview
+from medallion_assets.observability import LoadSummary, TableChecks, load_metadata
 from medallion_assets.partitions import daily_partitions
-from medallion_assets.policies import retry_policy, step_timeout
+from medallion_assets.policies import guarded_step, retry_policy
 from medallion_assets.resources import LakehouseResource
 
 GROUP = "curated"
@@ -42,37 +44,25 @@ def deps_for(reads: Iterable[TableRef], extra_tables: Iterable[str] = ()) -> lis
 
 
 def result_metadata(result: LoadResult, *, descriptions: dict[str, str] | None = None) -> dict[str, Any]:
-    """Counts, Delta version, schema, preview and, for facts, rows mapped to -1 per key column."""
-    metadata: dict[str, Any] = {
-        "dagster/row_count": dg.MetadataValue.int(result.rows),
-        "rows": dg.MetadataValue.int(result.rows),
-        "inserted": dg.MetadataValue.int(result.inserted),
-        "updated": dg.MetadataValue.int(result.updated),
-        "deleted": dg.MetadataValue.int(result.deleted),
-        "delta_version": dg.MetadataValue.int(result.version if result.version is not None else -1),
-        "path": dg.MetadataValue.path(str(result.path)),
-        "dagster/column_schema": dg.TableSchema(
-            columns=[
-                dg.TableColumn(name=f.name, type=str(f.type), description=(descriptions or {}).get(f.name))
-                for f in result.schema
-            ]
-        ),
-        "preview": dg.MetadataValue.md(markdown_preview(result.preview)),
-    }
+    """Counts in the shared vocabulary, Delta version, schema, preview and, for facts, rows mapped
+    to -1 per key column."""
+    summary = LoadSummary(
+        inserted=result.inserted,
+        updated=result.updated,
+        soft_deleted=result.soft_deleted,
+        replaced=result.replaced,
+        delta_version=result.delta_version,
+        row_count=result.row_count,
+        columns=tuple((f.name, str(f.type)) for f in result.schema),
+        preview=result.preview,
+        descriptions=descriptions or {},
+    )
+    metadata: dict[str, Any] = {**load_metadata(summary), "path": dg.MetadataValue.path(str(result.path))}
     for column, count in result.unmatched.items():
         metadata[f"unmatched_{column}"] = dg.MetadataValue.int(count)
     for table, count in result.inferred.items():
         metadata[f"inferred_members_{table}"] = dg.MetadataValue.int(count)
     return metadata
-
-
-def _publish(
-    context: dg.AssetExecutionContext, root: Path, result: LoadResult, *, descriptions: dict[str, str] | None = None
-) -> dg.MaterializeResult:
-    for warning in result.warnings:
-        context.log.warning(warning)
-    refresh_serving_views(root, [f"curated.{t}" for t in result.written] or [f"curated.{result.table}"])
-    return dg.MaterializeResult(metadata=result_metadata(result, descriptions=descriptions))
 
 
 def _curated_asset(
@@ -83,10 +73,13 @@ def _curated_asset(
     description: str,
     metadata: dict[str, Any],
     load: Callable[[Path, date | None], LoadResult],
+    checks: TableChecks | None = None,
     deps: list[dg.AssetKey] | None = None,
     partitioned: bool = False,
 ) -> dg.AssetsDefinition:
-    """The one shape every curated asset has; ``load(root, partition_date)`` does the work."""
+    """The one shape every curated asset has; ``load(root, partition_date)`` does the work and
+    the table's checks are evaluated in the same step."""
+    checks = checks or TableChecks()
 
     @dg.asset(
         key=asset_key(table),
@@ -97,14 +90,20 @@ def _curated_asset(
         description=description,
         retry_policy=retry_policy(spec.retry),
         metadata=metadata,
-        tags={ENTITY_TAG: entity},
+        tags={"layer": GROUP, ENTITY_TAG: entity},
+        check_specs=checks.specs,
     )
     def _entity(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> dg.MaterializeResult:
         root = lakehouse.root
         partition = date.fromisoformat(context.partition_key) if context.has_partition_key else None
-        with step_timeout(context, spec.timeout_seconds):
+        with guarded_step(context, spec.timeout_seconds):
             result = load(root, partition)
-        return _publish(context, root, result, descriptions=getattr(spec, "column_descriptions", None))
+            for warning in result.warnings:
+                context.log.warning(warning)
+            refresh_serving_views(root, [f"curated.{t}" for t in result.written] or [f"curated.{result.table}"])
+            check_results = checks.results(root)
+        descriptions = getattr(spec, "column_descriptions", None)
+        return dg.MaterializeResult(metadata=result_metadata(result, descriptions=descriptions), check_results=check_results)
 
     return _entity
 
@@ -119,6 +118,7 @@ def build_dimension_asset(*, meta: DimensionMeta) -> dg.AssetsDefinition:
         metadata={"sql_file": dg.MetadataValue.path(str(meta.sql_path)), "write_pattern": meta.spec.write_pattern},
         deps=deps_for(meta.reads),
         load=lambda root, _: load_dimension(meta, root),
+        checks=build_dimension_checks(meta=meta, asset_key=asset_key(meta.table)),
     )
 
 
@@ -151,4 +151,5 @@ def build_fact_asset(*, meta: FactMeta, dimension_tables: Iterable[str] = ()) ->
         deps=deps_for(meta.reads, extra),
         partitioned=meta.is_partitioned,
         load=lambda root, partition: load_fact(meta, root, partition_date=partition),
+        checks=build_fact_checks(meta=meta, asset_key=asset_key(meta.table)),
     )

@@ -1,9 +1,9 @@
-"""Asset checks of the curated layer, built per entity from the engine's check functions."""
+"""Checks of the curated layer, per entity, evaluated in the step that loads the table."""
 
+from pathlib import Path
 
 import dagster as dg
 
-from medallion_assets.curated.assets import asset_key
 from medallion_assets.engine.curated.checks import (
     CheckOutcome,
     check_dimension,
@@ -11,53 +11,64 @@ from medallion_assets.engine.curated.checks import (
     check_unknown_share,
 )
 from medallion_assets.engine.curated.model import DimensionMeta, FactMeta
-from medallion_assets.resources import LakehouseResource
+from medallion_assets.observability import TableChecks
+
+DIMENSION_DESCRIPTIONS = {
+    "surrogate_key_unique": "Every surrogate id of the dimension occurs once.",
+    "unknown_member_present": "Exactly one live unknown member (id -1), never soft-deleted.",
+    "one_current_version": "SCD2: every business key has exactly one current version.",
+}
+DIMENSION_IDS_EXIST = "dimension_ids_exist"
+UNKNOWN_MEMBER_SHARE = "unknown_member_share"
 
 
-def _result(outcome: CheckOutcome) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(passed=outcome.passed, description=outcome.description, metadata=outcome.metadata)
+def _result(outcome: CheckOutcome, name: str, severity=dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=name, passed=outcome.passed, description=outcome.description, metadata=outcome.metadata, severity=severity
+    )
 
 
-def build_dimension_checks(*, meta: DimensionMeta) -> list[dg.AssetChecksDefinition]:
+def build_dimension_checks(*, meta: DimensionMeta, asset_key: dg.AssetKey) -> TableChecks:
     """Surrogate key unique, unknown member present, and (SCD2) one current version per key."""
     names = ["surrogate_key_unique", "unknown_member_present"] + (["one_current_version"] if meta.is_scd2 else [])
-    checks = []
-    for name in names:
+    specs = [
+        dg.AssetCheckSpec(name=name, asset=asset_key, description=DIMENSION_DESCRIPTIONS[name], blocking=False)
+        for name in names
+    ]
 
-        def _make(check_name: str) -> dg.AssetChecksDefinition:
-            @dg.asset_check(asset=asset_key(meta.table), name=check_name, blocking=False)
-            def _check(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
-                outcomes = {o.name: o for o in check_dimension(meta, lakehouse.root)}
-                outcome = outcomes.get(check_name) or next(iter(outcomes.values()))
-                return _result(outcome)
+    def evaluate(data_dir: Path) -> list[dg.AssetCheckResult]:
+        outcomes = {o.name: o for o in check_dimension(meta, data_dir)}
+        # A table that was not loaded yields one "table_exists" outcome: every check reports it.
+        return [_result(outcomes.get(name) or next(iter(outcomes.values())), name) for name in names]
 
-            return _check
-
-        checks.append(_make(name))
-    return checks
+    return TableChecks(specs=specs, evaluate=evaluate)
 
 
-def build_fact_checks(*, meta: FactMeta) -> list[dg.AssetChecksDefinition]:
-    """Every surrogate id of the fact or bridge exists in its dimension."""
+def build_fact_checks(*, meta: FactMeta, asset_key: dg.AssetKey) -> TableChecks:
+    """Every surrogate id of the fact or bridge exists in its dimension; few rows map to -1."""
     if not meta.spec.map_keys:
-        return []
+        return TableChecks()
+    specs = [
+        dg.AssetCheckSpec(
+            name=DIMENSION_IDS_EXIST,
+            asset=asset_key,
+            description="Every surrogate id (and calendar key) of the table exists in its dimension.",
+            blocking=False,
+        ),
+        dg.AssetCheckSpec(
+            name=UNKNOWN_MEMBER_SHARE,
+            asset=asset_key,
+            description=(
+                f"Share of rows mapped to -1 per key column at most {meta.spec.max_unknown_share:.0%} (see model.yaml)."
+            ),
+            blocking=False,
+        ),
+    ]
 
-    @dg.asset_check(asset=asset_key(meta.table), name="dimension_ids_exist")
-    def _check(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
-        return _result(check_fact_references(meta, lakehouse.root))
+    def evaluate(data_dir: Path) -> list[dg.AssetCheckResult]:
+        return [
+            _result(check_fact_references(meta, data_dir), DIMENSION_IDS_EXIST),
+            _result(check_unknown_share(meta, data_dir), UNKNOWN_MEMBER_SHARE, dg.AssetCheckSeverity.WARN),
+        ]
 
-    @dg.asset_check(
-        asset=asset_key(meta.table),
-        name="unknown_member_share",
-        description=f"Share of rows mapped to -1 per key column at most {meta.spec.max_unknown_share:.0%} (see model.yaml).",
-    )
-    def _share(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
-        outcome = check_unknown_share(meta, lakehouse.root)
-        return dg.AssetCheckResult(
-            passed=outcome.passed,
-            description=outcome.description,
-            metadata=outcome.metadata,
-            severity=dg.AssetCheckSeverity.WARN,
-        )
-
-    return [_check, _share]
+    return TableChecks(specs=specs, evaluate=evaluate)

@@ -1,20 +1,17 @@
 """Landing assets: one per source object, daily partitioned, built from source metadata."""
 
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from medallion_assets.engine.database import SourceReadError
 from medallion_assets.engine.extract import ExtractResult, extract_object
 from medallion_assets.engine.paths import parse_landing_file
 from medallion_assets.engine.sources import DropFolderConnection, SourceObject, SourceSystem, SqlDatabaseConnection
 from medallion_assets.partitions import daily_partitions
-from medallion_assets.policies import retry_policy, step_timeout
+from medallion_assets.policies import guarded_step, retry_policy
 from medallion_assets.resources import LakehouseResource
 
 WATERMARK_KEY = "watermark"
@@ -99,18 +96,6 @@ def landing_metadata(result: ExtractResult, data_root: Path) -> dict[str, Any]:
     return metadata
 
 
-@contextmanager
-def deterministic_failures() -> Iterator[None]:
-    """A source error that trying again cannot fix (wrong credentials, a missing table, a broken
-    landing file) fails the step without retries; transient ones (an unreachable host) retry."""
-    try:
-        yield
-    except SourceReadError as exc:
-        if exc.transient:
-            raise
-        raise dg.Failure(description=str(exc), allow_retries=False) from None
-
-
 def build_landing_asset(*, system: SourceSystem, obj: SourceObject) -> dg.AssetsDefinition:
     key = landing_asset_key(system.source, obj.name)
     pushed = isinstance(system.connection, DropFolderConnection)
@@ -138,7 +123,7 @@ def build_landing_asset(*, system: SourceSystem, obj: SourceObject) -> dg.Assets
         watermark = None
         if obj.extract_mode == "incremental":
             watermark = previous_watermark(context.instance, key, context.partition_key)
-        with step_timeout(context, obj.timeout_seconds), deterministic_failures():
+        with guarded_step(context, obj.timeout_seconds):
             result = extract_object(
                 lakehouse.root,
                 system,

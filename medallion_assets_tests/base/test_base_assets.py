@@ -6,7 +6,6 @@ import dagster as dg
 import pyarrow as pa
 
 from medallion_assets.base.assets import build_base_asset, build_base_assets
-from medallion_assets.base.checks import build_base_check
 from medallion_assets.engine.base.model import BaseTable, load_base_tables
 from medallion_assets.engine.files import write_table_file
 from medallion_assets.engine.paths import landing_file_path
@@ -48,16 +47,17 @@ def test_materialize_reports_counts_version_schema_and_preview(tmp_path):
     write_table_file(rows, landing_file_path(tmp_path, "erp", "customer", "full", day, datetime(2026, 1, 2, 22), "csv"), "csv")
     table = customer_table()
     resources = {"lakehouse": LakehouseResource(data_dir=str(tmp_path))}
-    result = dg.materialize([build_base_asset(table=table), build_base_check(table=table)], partition_key="2026-01-02", resources=resources)
+    result = dg.materialize([build_base_asset(table=table)], partition_key="2026-01-02", resources=resources)
     assert result.success
     [materialization] = result.asset_materializations_for_node("base__erp_customer")
     meta = materialization.metadata
     assert meta["rows_read"].value == 2 and meta["inserted"].value == 2 and meta["soft_deleted"].value == 0
+    assert meta["replaced"].value == 0 and meta["unchanged"].value == 0 and meta["quarantined"].value == 0
     assert meta["delta_version"].value == 0
     assert "lh_valid_from" in [c.name for c in meta["dagster/column_schema"].value.columns]
     assert "customer_id" in meta["preview"].value
-    [check] = result.get_asset_check_evaluations()
-    assert check.passed
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {"keyed_invariants": True, "keys_not_null": True, "quarantined_rows": True}
     again = dg.materialize([build_base_asset(table=table)], partition_key="2026-01-02", resources=resources)
     [second] = again.asset_materializations_for_node("base__erp_customer")
     assert second.metadata["status"].value == "up_to_date" and second.metadata["inserted"].value == 0

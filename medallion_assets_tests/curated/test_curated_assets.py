@@ -28,6 +28,7 @@ def test_sample_definitions_have_keys_groups_and_inferred_deps() -> None:
     }
     for asset in by_key.values():
         assert asset.group_names_by_key[asset.key] == "curated"
+        assert asset.specs_by_key[asset.key].tags["layer"] == "curated"
         assert set(asset.specs_by_key[asset.key].kinds) == {"deltalake", "duckdb"}
     assert dg.AssetKey(["base", "erp_customer"]) in by_key["curated/dim_customer"].dependency_keys
     fact_deps = by_key["curated/fact_sales"].dependency_keys
@@ -38,7 +39,7 @@ def test_sample_definitions_have_keys_groups_and_inferred_deps() -> None:
 
 def test_materializing_the_sample_model_writes_tables_metadata_and_views(curated_base: Path) -> None:
     result = dg.materialize(
-        [*_assets(defs), *defs.asset_checks],
+        _assets(defs),
         resources={"lakehouse": LakehouseResource(data_dir=str(curated_base))},
     )
     assert result.success
@@ -47,7 +48,7 @@ def test_materializing_the_sample_model_writes_tables_metadata_and_views(curated
         for e in result.get_asset_materialization_events()
     }
     sales = materializations["curated/fact_sales"]
-    assert sales["rows"].value == 3
+    assert sales["dagster/row_count"].value == 3 and sales["inserted"].value == 3 and sales["replaced"].value == 0
     assert sales["unmatched_customer_key"].value == 0  # customer 9 became an inferred member
     assert sales["unmatched_calendar_ship_key"].value == 2
     # customer 9 is in no base table: whichever of fact and bridge ran first created it once
@@ -57,6 +58,19 @@ def test_materializing_the_sample_model_writes_tables_metadata_and_views(curated
     assert "preview" in sales and "delta_version" in sales and "dagster/column_schema" in sales
     checks = result.get_asset_check_evaluations()
     assert checks and all(c.passed for c in checks), [(c.check_name, c.description) for c in checks if not c.passed]
+    assert {c.check_name for c in checks} == {
+        "surrogate_key_unique", "unknown_member_present", "one_current_version", "dimension_ids_exist", "unknown_member_share",
+    }
+    # Checks run inside the step that materializes their table: one step per asset.
+    steps = [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"]
+    assert len(steps) == len(_assets(defs))
+
+    # An overwrite fact run again replaced the table: "replaced", not a deletion.
+    again = dg.materialize(_assets(defs), resources={"lakehouse": LakehouseResource(data_dir=str(curated_base))})
+    [sales_again] = again.asset_materializations_for_node("curated__fact_sales")
+    counts = {k: sales_again.metadata[k].value for k in ("inserted", "replaced", "soft_deleted", "updated")}
+    assert counts == {"inserted": 3, "replaced": 3, "soft_deleted": 0, "updated": 0}
+    assert "deleted" not in sales_again.metadata
 
     con = duckdb.connect(str(curated_base / "warehouse.duckdb"), read_only=True)
     try:
@@ -104,3 +118,22 @@ def test_broken_sql_fails_model_load_naming_the_file(tmp_path: Path) -> None:
     (tmp_path / "dim_thing.sql").write_text("SELEC thing_id AS thing_key FROM base.x")
     with pytest.raises(MetadataError, match="dim_thing.sql"):
         build_curated_definitions(load_curated_model(tmp_path))
+
+
+def test_a_deterministic_sql_error_runs_once_and_names_the_file(curated_base: Path, tmp_path: Path) -> None:
+    """A binder error fails the same way on every attempt: one attempt, not the retry policy's three."""
+    folder = tmp_path / "broken_model"
+    folder.mkdir()
+    (folder / "model.yaml").write_text("dimensions:\n  thing:\n    retry: {max_retries: 2, delay_seconds: 0}\n")
+    (folder / "dim_thing.sql").write_text("SELECT no_such_column AS thing_key FROM base.erp_customer")
+    [asset] = _assets(build_curated_definitions(load_curated_model(folder)))
+    assert asset.op.retry_policy.max_retries == 2
+    result = dg.materialize(
+        [asset], resources={"lakehouse": LakehouseResource(data_dir=str(curated_base))}, raise_on_error=False
+    )
+    assert not result.success
+    events = [e.event_type_value for e in result.all_events]
+    assert events.count("STEP_START") == 1 and "STEP_UP_FOR_RETRY" not in events
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    description = failure.step_failure_data.user_failure_data.description
+    assert "dim_thing.sql" in description and "no_such_column" in description

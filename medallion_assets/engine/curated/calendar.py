@@ -89,5 +89,5 @@ def load_calendar(meta: CalendarMeta, data_dir: Path) -> LoadResult:
         if not unchanged:
             write_deltalake(str(path), table, mode="overwrite", schema_mode="overwrite")
     return finish(
-        meta.table, path, inserted=inserted, updated=0, deleted=deleted, written=[] if unchanged else [meta.table]
+        meta.table, path, inserted=inserted, updated=0, replaced=deleted, written=[] if unchanged else [meta.table]
     )

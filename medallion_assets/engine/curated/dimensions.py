@@ -394,6 +394,6 @@ def load_dimension(meta: DimensionMeta, data_dir: Path, *, now: datetime | None 
         path,
         inserted=outcome.inserted,
         updated=outcome.updated,
-        deleted=outcome.deleted,
+        soft_deleted=outcome.deleted,
         written=[] if unchanged else [meta.table],
     )

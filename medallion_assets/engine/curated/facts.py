@@ -355,7 +355,7 @@ def load_fact(
         path,
         inserted=inserted,
         updated=updated,
-        deleted=deleted,
+        replaced=deleted,
         unmatched=unmatched,
         inferred={meta.dimensions[d].table: n for d, n in inferred.items()},
         warnings=warnings,

@@ -69,15 +69,20 @@ def default_for(arrow_type: pa.DataType) -> Any:
 
 @dataclass(frozen=True)
 class LoadResult:
-    """What one load did, reported as Dagster metadata."""
+    """What one load did, in the vocabulary every layer reports (``medallion_assets.observability``).
+
+    ``soft_deleted`` counts rows marked ``lh_is_deleted`` (dimensions); ``replaced`` counts stored
+    rows that an overwrite of the table, a partition or a range replaced (facts, the calendar).
+    """
 
     table: str
     path: Path
-    rows: int
+    row_count: int
     inserted: int
     updated: int
-    deleted: int
-    version: int | None
+    soft_deleted: int
+    replaced: int
+    delta_version: int | None
     schema: pa.Schema
     preview: pa.Table
     unmatched: dict[str, int] = field(default_factory=dict)  # fact key column -> rows mapped to -1
@@ -92,7 +97,8 @@ def finish(
     *,
     inserted: int,
     updated: int,
-    deleted: int,
+    soft_deleted: int = 0,
+    replaced: int = 0,
     unmatched: dict[str, int] | None = None,
     inferred: dict[str, int] | None = None,
     warnings: list[str] | None = None,
@@ -104,11 +110,12 @@ def finish(
     return LoadResult(
         table=table,
         path=Path(path),
-        rows=dataset.count_rows(),
+        row_count=dataset.count_rows(),
         inserted=inserted,
         updated=updated,
-        deleted=deleted,
-        version=dt.version(),
+        soft_deleted=soft_deleted,
+        replaced=replaced,
+        delta_version=dt.version(),
         schema=dataset.schema,
         preview=dataset.head(PREVIEW_ROWS),
         unmatched=dict(unmatched or {}),

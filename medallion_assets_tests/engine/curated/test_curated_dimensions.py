@@ -112,7 +112,7 @@ def test_load_dimension_from_sql_keeps_ids_across_reloads_and_recreate_resets(tm
                                           customer(3, "B", "retail", T1)], CUSTOMER_SCHEMA)
     r2 = load_dimension(meta, tmp_path, now=T2)
     assert _ids(_dim(tmp_path, "dim_customer"), "customer_id", "customer_key") == {-1: -1, 3: 1, 7: 2, 1: 3}
-    assert (r1.inserted, r2.inserted, r2.version) == (2, 1, 1)
+    assert (r1.inserted, r2.inserted, r2.delta_version) == (2, 1, 1)
     recreate = _model(tmp_path / "m2", "dimensions:\n  customer:\n    recreate: true\n", sql).dimensions["customer"]
     load_dimension(recreate, tmp_path, now=T3)
     assert _ids(_dim(tmp_path, "dim_customer"), "customer_id", "customer_key") == {-1: -1, 1: 1, 3: 2, 7: 3}

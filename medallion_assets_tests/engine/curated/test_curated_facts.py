@@ -147,7 +147,7 @@ def test_overwrite_and_append(tmp_path: Path) -> None:
     load_fact(over, tmp_path)
     _lines(tmp_path, [(3, 20260103, 30)])
     result = load_fact(over, tmp_path)
-    assert _content(tmp_path) == [(3, 20260103, 30)] and (result.inserted, result.deleted) == (1, 2)
+    assert _content(tmp_path) == [(3, 20260103, 30)] and (result.inserted, result.replaced) == (1, 2)
     append = _pattern(tmp_path / "a", "write_pattern: append")
     _lines(tmp_path / "a", [(1, 20260101, 10)])
     load_fact(append, tmp_path / "a")
@@ -179,7 +179,7 @@ def test_incremental_replaces_the_dates_in_the_batch_or_the_partition(tmp_path: 
     _lines(tmp_path, [(6, 20260101, 60), (7, 20260103, 70)])
     result = load_fact(inc, tmp_path, partition_date=date(2026, 1, 3))  # only that day
     assert _content(tmp_path) == [(1, 20260101, 10), (4, 20260102, 40), (7, 20260103, 70)]
-    assert (result.inserted, result.deleted) == (1, 1)
+    assert (result.inserted, result.replaced) == (1, 1)
     _lines(tmp_path, [(6, 20260101, 60)])
     load_fact(inc, tmp_path, partition_date=date(2026, 1, 2))  # the day vanished from the source
     assert _content(tmp_path) == [(1, 20260101, 10), (7, 20260103, 70)]
@@ -192,4 +192,4 @@ def test_replace_deletes_the_batch_key_range_then_inserts(tmp_path: Path) -> Non
     _lines(tmp_path, [(2, 20260102, 22), (4, 20260102, 44)])
     result = load_fact(rep, tmp_path)
     assert _content(tmp_path) == [(1, 20260101, 10), (2, 20260102, 22), (4, 20260102, 44), (9, 20260101, 90)]
-    assert (result.inserted, result.deleted) == (2, 2)
+    assert (result.inserted, result.replaced) == (2, 2)

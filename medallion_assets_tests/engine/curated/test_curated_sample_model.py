@@ -73,7 +73,7 @@ def test_rerunning_the_sample_model_changes_nothing(sample_base: Path) -> None:
     for table, old in dims_before.items():
         assert _read(sample_base, table).equals(old)
         assert results[table].written == ()
-        assert (results[table].inserted, results[table].updated, results[table].deleted) == (0, 0, 0)
+        assert (results[table].inserted, results[table].updated, results[table].soft_deleted) == (0, 0, 0)
     assert _read(sample_base, "fact_sales").drop_columns(["lh_modified_date"]).sort_by("order_line_key").equals(
         before["fact_sales"].sort_by("order_line_key")
     )
