@@ -43,6 +43,7 @@ def run_rollback(instance, data_dir, run_id, **extra):
     )
 
 
+@pytest.mark.slow  # several Dagster runs and restores: the slowest test outside the end-to-end files
 def test_rollback_restores_every_table_of_the_bad_run_and_is_idempotent(tmp_path, monkeypatch):
     generate_sample(tmp_path, seed=1, days=3, customers=200, order_lines=1500, log=lambda m: None)
     monkeypatch.setenv("MEDALLION_DATA_DIR", str(tmp_path))
