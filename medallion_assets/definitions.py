@@ -9,7 +9,7 @@ from medallion_assets.base.definitions import build_base_definitions
 from medallion_assets.curated.definitions import build_curated_definitions
 from medallion_assets.engine.project import load_project_settings
 from medallion_assets.engine.sources import load_sources
-from medallion_assets.jobs import dimensions_job, facts_job, landing_to_base_job, medallion_daily_job
+from medallion_assets.jobs import build_celery_jobs, dimensions_job, facts_job, landing_to_base_job, medallion_daily_job
 from medallion_assets.landing.definitions import build_landing_definitions
 from medallion_assets.maintenance import build_maintenance_schedule, maintenance_job
 from medallion_assets.partitions import daily_partitions
@@ -75,7 +75,8 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions.merge(
         layers,
         dg.Definitions(
-            jobs=[medallion_daily_job, landing_to_base_job, dimensions_job, facts_job, maintenance_job, rollback_job],
+            jobs=[medallion_daily_job, landing_to_base_job, dimensions_job, facts_job, maintenance_job, rollback_job,
+                  *build_celery_jobs()],
             schedules=[build_daily_schedule(medallion_daily_job), build_maintenance_schedule()],
             sensors=[landing_sensor, run_failure_notifier, automation_sensor],
             resources={"lakehouse": LakehouseResource()},

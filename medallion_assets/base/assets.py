@@ -13,6 +13,7 @@ from medallion_assets.engine.serving import refresh_serving_views
 from medallion_assets.observability import markdown_preview
 from medallion_assets.partitions import daily_partitions
 from medallion_assets.policies import retry_policy, step_timeout
+from medallion_assets.pools import table_pool
 from medallion_assets.resources import LakehouseResource
 
 def base_asset_key(table: BaseTable) -> dg.AssetKey:
@@ -67,6 +68,7 @@ def build_base_asset(*, table: BaseTable) -> dg.AssetsDefinition:
         },
         tags={"layer": "base", "source": table.source},
         retry_policy=retry_policy(table.retry),
+        pool=table_pool(key),
     )
     def _base(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> dg.MaterializeResult:
         partition_date = date.fromisoformat(context.partition_key)

@@ -22,6 +22,7 @@ from medallion_assets.engine.serving import refresh_serving_views
 from medallion_assets.observability import markdown_preview
 from medallion_assets.partitions import daily_partitions
 from medallion_assets.policies import retry_policy, step_timeout
+from medallion_assets.pools import table_pool
 from medallion_assets.resources import LakehouseResource
 
 GROUP = "curated"
@@ -93,6 +94,7 @@ def _curated_asset(
         retry_policy=retry_policy(spec.retry),
         metadata=metadata,
         tags={ENTITY_TAG: entity},
+        pool=table_pool(asset_key(table)),
     )
     def _entity(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> dg.MaterializeResult:
         root = lakehouse.root
