@@ -129,7 +129,9 @@ def deployed_dagster(root: Path, postgres_url: str, sample: list[str], extra_env
     generate_sample(lake, sample)
     instance_url = sqlalchemy_url(postgres_url)
     env = {**os.environ, "DAGSTER_HOME": str(home), "MEDALLION_DATA_DIR": str(lake),
-           "DAGSTER_POSTGRES_URL": instance_url, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+           "DAGSTER_POSTGRES_URL": instance_url,
+           # the test hosts are shared and busy: give code-server calls 5 minutes, not 1
+           "DAGSTER_GRPC_TIMEOUT_SECONDS": "300", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
            **(extra_env or {})}
     processes = Processes(logs)
     port = free_port()
