@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,14 +23,7 @@ import pytest
 from dagster_graphql import DagsterGraphQLClient
 
 # The webserver test's helpers, shared rather than copied.
-from medallion_assets_tests.test_end_to_end_webserver import (  # noqa: F401 - re-exported
-    comparable,
-    free_port,
-    run_to_completion,
-    server_up,
-    step_windows,
-    wait_for,
-)
+from medallion_assets_tests.test_end_to_end_webserver import free_port, server_up, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
