@@ -8,7 +8,7 @@ import dagster as dg
 from medallion_assets.base.definitions import build_base_definitions
 from medallion_assets.curated.definitions import build_curated_definitions
 from medallion_assets.engine.catalog import ProjectMetadata, load_project_metadata
-from medallion_assets.jobs import dimensions_job, facts_job, landing_to_base_job, medallion_daily_job
+from medallion_assets.jobs import build_celery_jobs, dimensions_job, facts_job, landing_to_base_job, medallion_daily_job
 from medallion_assets.landing.definitions import build_landing_definitions
 from medallion_assets.maintenance import build_maintenance_schedule, maintenance_job
 from medallion_assets.partitions import daily_partitions
@@ -77,7 +77,15 @@ def build_definitions(metadata: ProjectMetadata | None = None) -> dg.Definitions
     return dg.Definitions.merge(
         layers,
         dg.Definitions(
-            jobs=[medallion_daily_job, landing_to_base_job, dimensions_job, facts_job, maintenance_job, rollback_job],
+            jobs=[
+                medallion_daily_job,
+                landing_to_base_job,
+                dimensions_job,
+                facts_job,
+                maintenance_job,
+                rollback_job,
+                *build_celery_jobs(),
+            ],
             schedules=[build_daily_schedule(medallion_daily_job), build_maintenance_schedule()],
             sensors=[landing_sensor, run_failure_notifier, automation_sensor],
             resources={"lakehouse": LakehouseResource()},

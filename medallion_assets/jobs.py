@@ -62,3 +62,32 @@ facts_job = dg.define_asset_job(
     config=_parallel(),
     description="Facts and bridges; run after the dimensions job.",
 )
+
+
+# Steps on celery workers (deploy/, README "Deploy"): the same graph as medallion_daily, each
+# step a celery task. Defined only when dagster-celery is installed (the `deploy` extra).
+CELERY_BROKER_ENV = "MEDALLION_CELERY_BROKER"
+CELERY_BACKEND_ENV = "MEDALLION_CELERY_BACKEND"
+
+
+def build_celery_jobs() -> list:
+    """``medallion_daily_celery``: ``medallion_daily`` on ``dagster_celery.celery_executor``.
+
+    Broker and result backend are read from the environment of the run process when a run
+    starts (``MEDALLION_CELERY_BROKER``, ``MEDALLION_CELERY_BACKEND``), as the workers read them
+    from ``deploy/celery.yaml``.
+    """
+    try:
+        from dagster_celery import celery_executor
+    except ImportError:
+        return []
+    execution = {"broker": {"env": CELERY_BROKER_ENV}, "backend": {"env": CELERY_BACKEND_ENV}}
+    return [
+        dg.define_asset_job(
+            name="medallion_daily_celery",
+            selection=medallion_daily_job.selection,
+            executor_def=celery_executor,
+            config={"execution": {"config": execution}},
+            description="medallion_daily with every step on a celery worker (see deploy/celery.yaml).",
+        )
+    ]

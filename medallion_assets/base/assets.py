@@ -13,6 +13,7 @@ from medallion_assets.engine.serving import refresh_serving_views
 from medallion_assets.observability import LoadSummary, load_metadata
 from medallion_assets.partitions import daily_partitions
 from medallion_assets.policies import guarded_step, retry_policy
+from medallion_assets.pools import table_pool
 from medallion_assets.resources import LakehouseResource
 
 
@@ -69,6 +70,7 @@ def build_base_asset(*, table: BaseTable) -> dg.AssetsDefinition:
         tags={"layer": "base", "source": table.source},
         retry_policy=retry_policy(table.retry),
         check_specs=checks.specs,
+        pool=table_pool(key),
     )
     def _base(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> dg.MaterializeResult:
         partition_date = date.fromisoformat(context.partition_key)

@@ -24,6 +24,7 @@ from medallion_assets.engine.serving import refresh_serving_views
 from medallion_assets.observability import LoadSummary, TableChecks, load_metadata
 from medallion_assets.partitions import daily_partitions
 from medallion_assets.policies import guarded_step, retry_policy
+from medallion_assets.pools import table_pool
 from medallion_assets.resources import LakehouseResource
 
 GROUP = "curated"
@@ -92,6 +93,7 @@ def _curated_asset(
         metadata=metadata,
         tags={"layer": GROUP, ENTITY_TAG: entity},
         check_specs=checks.specs,
+        pool=table_pool(asset_key(table)),
     )
     def _entity(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> dg.MaterializeResult:
         root = lakehouse.root

@@ -12,6 +12,7 @@ from medallion_assets.engine.paths import parse_landing_file
 from medallion_assets.engine.sources import DropFolderConnection, SourceObject, SourceSystem, SqlDatabaseConnection
 from medallion_assets.partitions import daily_partitions
 from medallion_assets.policies import guarded_step, retry_policy
+from medallion_assets.pools import table_pool
 from medallion_assets.resources import LakehouseResource
 
 WATERMARK_KEY = "watermark"
@@ -117,6 +118,7 @@ def build_landing_asset(*, system: SourceSystem, obj: SourceObject) -> dg.Assets
         metadata={"source": system.source, "object": obj.name, "extract_mode": obj.extract_mode, "format": obj.format},
         tags={"layer": "landing", "source": system.source},
         retry_policy=retry_policy(obj.retry),
+        pool=table_pool(key),
     )
     def _landing(context: dg.AssetExecutionContext, config: LandingConfig, lakehouse: LakehouseResource) -> dg.MaterializeResult:
         partition_date = date.fromisoformat(context.partition_key)
