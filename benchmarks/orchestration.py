@@ -31,7 +31,7 @@ from dagster._core.definitions.reconstruct import ReconstructableRepository
 
 from medallion_assets.engine.paths import DATA_DIR_ENV
 from medallion_assets.engine.sample import generate_sample
-from medallion_assets.jobs import multiprocess_run_config
+from medallion_assets.orchestration.jobs import multiprocess_run_config
 
 CODE_LOCATION_MODULE = "medallion_assets.definitions"
 JOB = "medallion_daily"

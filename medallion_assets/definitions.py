@@ -6,16 +6,22 @@ from datetime import timedelta
 import dagster as dg
 
 from medallion_assets.base.definitions import build_base_definitions
+from medallion_assets.common.partitions import daily_partitions
+from medallion_assets.common.resources import LakehouseResource
 from medallion_assets.curated.definitions import build_curated_definitions
 from medallion_assets.engine.catalog import ProjectMetadata, load_project_metadata
-from medallion_assets.jobs import build_celery_jobs, dimensions_job, facts_job, landing_to_base_job, medallion_daily_job
 from medallion_assets.landing.definitions import build_landing_definitions
-from medallion_assets.maintenance import build_maintenance_schedule, maintenance_job
-from medallion_assets.partitions import daily_partitions
-from medallion_assets.resources import LakehouseResource
-from medallion_assets.rollback import rollback_job
-from medallion_assets.schedules import build_daily_schedule
-from medallion_assets.sensors import build_landing_sensor, run_failure_notifier
+from medallion_assets.orchestration.jobs import (
+    build_celery_jobs,
+    dimensions_job,
+    facts_job,
+    landing_to_base_job,
+    medallion_daily_job,
+)
+from medallion_assets.orchestration.maintenance import build_maintenance_schedule, maintenance_job
+from medallion_assets.orchestration.rollback import rollback_job
+from medallion_assets.orchestration.schedules import build_daily_schedule
+from medallion_assets.orchestration.sensors import build_landing_sensor, run_failure_notifier
 
 
 def _landing_downstream(layers: dg.Definitions) -> dict[dg.AssetKey, list[dg.AssetKey]]:

@@ -76,7 +76,7 @@ def run_days(days: list[date], *, log: Callable[[str], None] = print) -> list[Da
     """``medallion_daily`` for each day in date order, launched as the daemon launches runs:
     a run on the instance at ``$DAGSTER_HOME`` whose steps run in their own processes, the
     dimensions in parallel. Stops at the first failed day (later days build on it)."""
-    from medallion_assets.jobs import _parallel
+    from medallion_assets.orchestration.jobs import _parallel
 
     home = dagster_home()
     log(f"Dagster instance: {home}")

@@ -8,10 +8,10 @@ import dagster as dg
 import duckdb
 import pytest
 
+from medallion_assets.common.resources import LakehouseResource
 from medallion_assets.engine.paths import list_landing_files
 from medallion_assets.engine.sources import load_sources
 from medallion_assets.landing.assets import build_landing_assets, extract_day_mismatch
-from medallion_assets.resources import LakehouseResource
 
 pytestmark = pytest.mark.slow  # the medallion command and the landing assets on a generated sample
 
@@ -96,8 +96,8 @@ def test_bad_input_is_a_clear_error(tmp_path):
 
 
 def test_the_default_sample_ends_yesterday_and_its_partitions_start_on_its_first_day(tmp_path, monkeypatch):
+    from medallion_assets.common.partitions import daily_partitions
     from medallion_assets.engine.paths import list_landing_files as landed
-    from medallion_assets.partitions import daily_partitions
 
     done = medallion(tmp_path, "sample", "generate", "--days", "2", "--customers", "50", "--order-lines", "200")
     assert done.returncode == 0, done.stderr

@@ -66,7 +66,7 @@ def test_every_check_is_described_and_every_asset_carries_its_layer_tag():
 
 
 def test_jobs_run_on_the_forkserver_with_the_code_location_preloaded():
-    from medallion_assets.jobs import PRELOAD_MODULES, multiprocess_run_config
+    from medallion_assets.orchestration.jobs import PRELOAD_MODULES, multiprocess_run_config
 
     expected = multiprocess_run_config()
     multiprocess = expected["execution"]["config"]["multiprocess"]
@@ -86,7 +86,7 @@ def test_preloading_the_code_location_opens_no_delta_table():
     import subprocess
     import sys
 
-    from medallion_assets.jobs import PRELOAD_MODULES
+    from medallion_assets.orchestration.jobs import PRELOAD_MODULES
 
     code = (
         "import importlib, os\n"

@@ -1,7 +1,7 @@
 """docs/reference.md lists every key of every metadata model, as the models define them now."""
 
 from medallion_assets.engine.paths import repository_root
-from medallion_assets.engine.reference import REFERENCE, _IMPLIED, refresh, sections
+from medallion_assets.engine.reference import _IMPLIED, REFERENCE, refresh, sections
 
 
 def test_the_reference_tables_match_the_models():

@@ -15,9 +15,9 @@ import pytest
 from dagster_graphql import DagsterGraphQLClient
 from deltalake import DeltaTable
 
+from medallion_assets.common.resources import LakehouseResource
 from medallion_assets.definitions import defs
 from medallion_assets.engine.curated import load_curated_model
-from medallion_assets.resources import LakehouseResource
 
 pytestmark = pytest.mark.slow  # starts dagster dev and runs jobs through GraphQL
 

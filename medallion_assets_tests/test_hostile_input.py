@@ -35,7 +35,7 @@ from medallion_assets.engine.extract import SourceUnavailable, extract_object
 from medallion_assets.engine.metadata import MetadataError
 from medallion_assets.engine.paths import PathOutsideDataRoot, inside, landing_file_path
 from medallion_assets.engine.sources import SourceSystem, load_source_file
-from medallion_assets.resources import LakehouseResource
+from medallion_assets.common.resources import LakehouseResource
 
 DAY1, DAY2 = date(2026, 1, 1), date(2026, 1, 2)
 GOOD_CSV = b"customer_id,segment,amount\n1,a,10\n2,b,20\n"

@@ -10,11 +10,11 @@ from medallion_assets.base.checks import build_base_checks
 from medallion_assets.engine.base.load import LoadResult, load_partition
 from medallion_assets.engine.base.model import BaseTable
 from medallion_assets.engine.serving import refresh_serving_views
-from medallion_assets.observability import LoadSummary, load_metadata
-from medallion_assets.partitions import daily_partitions
-from medallion_assets.policies import guarded_step, retry_policy
-from medallion_assets.pools import table_pool
-from medallion_assets.resources import LakehouseResource
+from medallion_assets.common.observability import LoadSummary, load_metadata
+from medallion_assets.common.partitions import daily_partitions
+from medallion_assets.common.policies import guarded_step, retry_policy
+from medallion_assets.common.pools import table_pool
+from medallion_assets.common.resources import LakehouseResource
 
 
 def base_asset_key(table: BaseTable) -> dg.AssetKey:

@@ -7,10 +7,10 @@ import dagster as dg
 import duckdb
 from deltalake import DeltaTable
 
+from medallion_assets.common.observability import TableChecks
 from medallion_assets.engine.base.invariants import duplicate_keys, scd2_violations
 from medallion_assets.engine.base.load import quarantine_path, table_path
 from medallion_assets.engine.base.model import BaseTable
-from medallion_assets.observability import TableChecks
 
 KEYED_INVARIANTS = "keyed_invariants"
 KEYS_NOT_NULL = "keys_not_null"

@@ -14,6 +14,11 @@ from typing import Any
 
 import dagster as dg
 
+from medallion_assets.common.observability import LoadSummary, TableChecks, load_metadata
+from medallion_assets.common.partitions import daily_partitions
+from medallion_assets.common.policies import guarded_step, retry_policy
+from medallion_assets.common.pools import table_pool
+from medallion_assets.common.resources import LakehouseResource
 from medallion_assets.curated.checks import build_dimension_checks, build_fact_checks
 from medallion_assets.engine.curated import load_dimension, load_fact
 from medallion_assets.engine.curated.calendar import load_calendar
@@ -21,11 +26,6 @@ from medallion_assets.engine.curated.model import CalendarMeta, DimensionMeta, F
 from medallion_assets.engine.curated.sql import TableRef
 from medallion_assets.engine.curated.tables import LoadResult
 from medallion_assets.engine.serving import refresh_serving_views
-from medallion_assets.observability import LoadSummary, TableChecks, load_metadata
-from medallion_assets.partitions import daily_partitions
-from medallion_assets.policies import guarded_step, retry_policy
-from medallion_assets.pools import table_pool
-from medallion_assets.resources import LakehouseResource
 
 GROUP = "curated"
 KINDS = {"deltalake", "duckdb"}

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from medallion_assets.common.observability import TableChecks
 from medallion_assets.engine.curated.checks import (
     CheckOutcome,
     check_dimension,
@@ -11,7 +12,6 @@ from medallion_assets.engine.curated.checks import (
     check_unknown_share,
 )
 from medallion_assets.engine.curated.model import DimensionMeta, FactMeta
-from medallion_assets.observability import TableChecks
 
 DIMENSION_DESCRIPTIONS = {
     "surrogate_key_unique": "Every surrogate id of the dimension occurs once.",

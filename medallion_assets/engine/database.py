@@ -20,7 +20,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -91,7 +91,7 @@ def _plain(value: Any) -> datetime | None:
     """A timestamp as naive UTC (watermarks and extract times are naive UTC everywhere)."""
     if isinstance(value, datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+            value = value.astimezone(UTC).replace(tzinfo=None)
         return value
     return None
 
@@ -130,7 +130,7 @@ class SqlSource:
     def now(self, clock_query: str | None) -> datetime:
         """The source's own now (``clock_query``), else the wall clock, naive UTC, whole seconds."""
         if not clock_query:
-            return datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
+            return datetime.now(UTC).replace(microsecond=0, tzinfo=None)
         value = self._guard(f"source {self.source!r}: connection.clock_query failed", lambda: self._backend.scalar(clock_query))
         if not isinstance(value, datetime):
             raise SourceReadError(f"source {self.source!r}: connection.clock_query must return one timestamp", transient=False)
@@ -458,7 +458,7 @@ def _column_values(rows: list, index: int, kind: pa.DataType) -> list:
     if pa.types.is_string(kind):
         return [v if v is None or isinstance(v, str) else str(v) for v in values]
     if pa.types.is_timestamp(kind) and kind.tz:
-        return [v.replace(tzinfo=timezone.utc) if isinstance(v, datetime) and v.tzinfo is None else v for v in values]
+        return [v.replace(tzinfo=UTC) if isinstance(v, datetime) and v.tzinfo is None else v for v in values]
     return values
 
 

@@ -25,8 +25,8 @@ from medallion_assets.engine.project import (
     ChecksSettings,
     PartitionSettings,
     ProjectSettings,
-    SchedulesSettings,
     ScheduleSettings,
+    SchedulesSettings,
 )
 from medallion_assets.engine.sources import (
     Connection,

@@ -11,9 +11,9 @@ import pytest
 from medallion_assets.curated.definitions import build_curated_definitions
 
 defs = build_curated_definitions()
+from medallion_assets.common.resources import LakehouseResource
 from medallion_assets.engine.curated.model import load_curated_model
 from medallion_assets.engine.metadata import MetadataError
-from medallion_assets.resources import LakehouseResource
 
 
 def _assets(definitions: dg.Definitions) -> list[dg.AssetsDefinition]:

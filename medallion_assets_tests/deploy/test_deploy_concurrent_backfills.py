@@ -9,8 +9,8 @@ from itertools import pairwise
 import dagster as dg
 import pytest
 
+from medallion_assets.common.resources import LakehouseResource
 from medallion_assets.definitions import defs
-from medallion_assets.resources import LakehouseResource
 from medallion_assets_tests.deploy.services import BIN, REPO, deployed_dagster, generate_sample, runs_in_postgres
 from medallion_assets_tests.test_end_to_end_webserver import comparable, step_windows, wait_for
 

@@ -1,7 +1,7 @@
 """Exact types from real databases: each common type lands and reaches a base Delta table with
 its exact value (PostgreSQL through ADBC, MariaDB and SQLite through SQLAlchemy)."""
 
-from datetime import date, datetime, time
+from datetime import date, datetime
 from decimal import Decimal
 
 import pyarrow.parquet as pq

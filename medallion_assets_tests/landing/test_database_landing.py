@@ -5,10 +5,10 @@ a broken landing file on the keep path fails its asset only, naming the file."""
 import dagster as dg
 import pytest
 
+from medallion_assets.common.resources import LakehouseResource
 from medallion_assets.engine.paths import list_landing_files
 from medallion_assets.engine.sources import SourceSystem
 from medallion_assets.landing.assets import build_landing_asset
-from medallion_assets.resources import LakehouseResource
 from medallion_assets_tests.sql_servers import execute, temporary_database
 
 SECRET = "Pa55-s3cret-never-logged"

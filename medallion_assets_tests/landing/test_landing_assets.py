@@ -4,10 +4,10 @@ import dagster as dg
 import duckdb
 import pytest
 
+from medallion_assets.common.resources import LakehouseResource
 from medallion_assets.engine.paths import list_landing_files
 from medallion_assets.engine.sources import SourceSystem
 from medallion_assets.landing.assets import build_landing_asset, previous_watermark
-from medallion_assets.resources import LakehouseResource
 
 
 @pytest.fixture

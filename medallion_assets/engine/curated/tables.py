@@ -69,7 +69,7 @@ def default_for(arrow_type: pa.DataType) -> Any:
 
 @dataclass(frozen=True)
 class LoadResult:
-    """What one load did, in the vocabulary every layer reports (``medallion_assets.observability``).
+    """What one load did, in the vocabulary every layer reports (``medallion_assets.common.observability``).
 
     ``soft_deleted`` counts rows marked ``lh_is_deleted`` (dimensions); ``replaced`` counts stored
     rows that an overwrite of the table, a partition or a range replaced (facts, the calendar).

@@ -2,9 +2,9 @@ import dagster as dg
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
+from medallion_assets.common.resources import LakehouseResource
 from medallion_assets.engine.maintenance import delta_tables, file_stats, maintain_table
-from medallion_assets.maintenance import maintenance_job
-from medallion_assets.resources import LakehouseResource
+from medallion_assets.orchestration.maintenance import maintenance_job
 
 
 def small_writes(path, n=6):

@@ -5,10 +5,17 @@ import duckdb
 import pytest
 from deltalake.exceptions import CommitFailedError
 
+from medallion_assets.common.policies import (
+    STEP_TIMEOUT_TAG,
+    StepTimeout,
+    guarded_step,
+    is_transient,
+    retry_policy,
+    step_timeout,
+)
 from medallion_assets.engine.base.schema import BaseLoadError
 from medallion_assets.engine.curated.errors import CuratedError
 from medallion_assets.engine.policies import RetrySettings
-from medallion_assets.policies import STEP_TIMEOUT_TAG, StepTimeout, guarded_step, is_transient, retry_policy, step_timeout
 
 
 @dg.asset

@@ -3,9 +3,9 @@
 
 import dagster as dg
 
+from medallion_assets.common.resources import LakehouseResource
 from medallion_assets.engine.maintenance import delta_tables, maintain_table
 from medallion_assets.engine.project import load_project_settings
-from medallion_assets.resources import LakehouseResource
 
 
 class MaintenanceConfig(dg.Config):

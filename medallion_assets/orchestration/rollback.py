@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from medallion_assets.common.resources import LakehouseResource
 from medallion_assets.engine.rollback import (
     TableRollback,
     blocked_by_later_commits,
@@ -30,7 +31,6 @@ from medallion_assets.engine.rollback import (
     plan_rollback,
 )
 from medallion_assets.engine.serving import refresh_serving_views
-from medallion_assets.resources import LakehouseResource
 
 
 class RollbackConfig(dg.Config):

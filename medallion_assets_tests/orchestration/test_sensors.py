@@ -1,18 +1,18 @@
 import json
 import os
 import threading
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import dagster as dg
 import pytest
 
+from medallion_assets.common.partitions import daily_partitions
+from medallion_assets.common.resources import LakehouseResource
 from medallion_assets.engine.landing_scan import scan_for_new_files
 from medallion_assets.engine.paths import landing_file_path
 from medallion_assets.engine.sources import SourceSystem
-from medallion_assets.partitions import daily_partitions
-from medallion_assets.resources import LakehouseResource
-from medallion_assets.sensors import build_landing_sensor, run_failure_notifier
+from medallion_assets.orchestration.sensors import build_landing_sensor, run_failure_notifier
 
 SHOP = SourceSystem.model_validate(
     {
@@ -90,8 +90,8 @@ def test_a_dropped_file_requests_its_landing_asset(sensor, tmp_path):
     (tmp_path / "drops").mkdir()
     with dg.DagsterInstance.ephemeral() as instance:
         _, cursor = tick(sensor, instance, tmp_path, None)
-        drop(tmp_path, "budget_20260301.csv", datetime(2026, 3, 1, 9, tzinfo=timezone.utc))
-        drop(tmp_path, "notes.txt", datetime(2026, 3, 1, 9, tzinfo=timezone.utc))
+        drop(tmp_path, "budget_20260301.csv", datetime(2026, 3, 1, 9, tzinfo=UTC))
+        drop(tmp_path, "notes.txt", datetime(2026, 3, 1, 9, tzinfo=UTC))
         result, _ = tick(sensor, instance, tmp_path, cursor)
         (request,) = result.run_requests
         assert request.partition_key == "2026-03-01"
@@ -165,7 +165,7 @@ def test_failure_sensor_posts_to_the_webhook(monkeypatch):
 
 
 def test_failure_sensor_logs_when_no_webhook_is_set(monkeypatch):
-    import medallion_assets.sensors as sensors_module
+    import medallion_assets.orchestration.sensors as sensors_module
 
     monkeypatch.delenv("MEDALLION_WEBHOOK_URL", raising=False)
     monkeypatch.setattr(sensors_module, "post_json", lambda *a, **k: pytest.fail("nothing may be posted"))

@@ -1,0 +1,1 @@
+"""Jobs, schedules, sensors, maintenance and rollback: what runs the layers."""
