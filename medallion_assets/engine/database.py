@@ -132,6 +132,11 @@ class SqlSource:
         if not clock_query:
             return datetime.now(UTC).replace(microsecond=0, tzinfo=None)
         value = self._guard(f"source {self.source!r}: connection.clock_query failed", lambda: self._backend.scalar(clock_query))
+        if isinstance(value, str):  # SQLite keeps timestamps as ISO text
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                pass
         if not isinstance(value, datetime):
             raise SourceReadError(f"source {self.source!r}: connection.clock_query must return one timestamp", transient=False)
         return _plain(value).replace(microsecond=0)

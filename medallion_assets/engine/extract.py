@@ -298,7 +298,13 @@ def land_batches(
 
     stream = pa.RecordBatchReader.from_batches(reader.schema, observed())
     with atomic_path(final) as temp:
-        con = duckdb.connect()
+        if obj.format == "parquet":  # pyarrow's writer: one row group per batch, nothing held back
+            compression = obj.read_options.get("compression", "zstd")
+            with pq.ParquetWriter(temp, stream.schema, compression=compression) as writer:
+                for batch in stream:
+                    writer.write_batch(batch)
+            return landed
+        con = duckdb.connect()  # CSV and JSON exactly as the DuckDB extracts write them
         try:
             con.execute("SET TimeZone = 'UTC'")
             _write_relation(con, con.from_arrow(stream), temp, obj)
