@@ -516,15 +516,16 @@ class _Steps:
                 SELECT {k} FROM state_event UNION ALL SELECT {k} FROM b_e
                 UNION ALL SELECT {k} FROM live_marks WHERE _load_type = 'absent')"""
         )
-        # An absence that continues a run of absences matters when a delta sighting or a delete event
-        # of the key lies after the run's start: it deletes the key again after that.
+        # An absence that continues a run of absences matters when a sighting, a version or a delete
+        # event of the key lies after the run's start: it deletes the key again after that.
         self.sql(_groups_sql("live_g", "live_marks", k))
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE absent_again AS
             WITH probe AS (
                 SELECT {k}, max(greatest(_t, _m)) AS _p FROM (
                     SELECT {k}, _t, _m FROM state_sighting UNION ALL SELECT {k}, _t, _m FROM b_ds
-                    UNION ALL SELECT {k}, _t, _m FROM state_event UNION ALL SELECT {k}, _t, _m FROM b_e) z
+                    UNION ALL SELECT {k}, _t, _m FROM state_event UNION ALL SELECT {k}, _t, _m FROM b_e
+                    UNION ALL SELECT {k}, _t, _m FROM state_version UNION ALL SELECT {k}, _t, _m FROM newv) z
                 SEMI JOIN (SELECT {k} FROM b_cg WHERE _type = 'absent') a USING ({k})
                 GROUP BY ALL)
             SELECT {_keys(spec, 'c')} FROM (SELECT * FROM b_cg WHERE _type = 'absent') c
