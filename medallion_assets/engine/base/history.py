@@ -381,11 +381,14 @@ class _Steps:
         sighting. Anti-joining before picking the first sighting per version gives the same rows: a
         version's earliest sighting survives the join exactly when any of its sightings does."""
         spec, k = self.spec, self.k
+        # One data extract holds each version once (its rows are distinct): nothing to pick from.
+        several = sum(e.load_type != "keys" for e in self.extracts) > 1
+        first = f"QUALIFY row_number() OVER (PARTITION BY {_keys(spec, 'b')}, b._hash ORDER BY b._t, b._file) = 1" if several else ""
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE newv AS
             SELECT b.* FROM b_v b
             ANTI JOIN (SELECT {k}, _hash, _t FROM state_version) s ON {_on(spec, 's', 'b', ['_hash'])} AND s._t <= b._t
-            QUALIFY row_number() OVER (PARTITION BY {_keys(spec, 'b')}, b._hash ORDER BY b._t, b._file) = 1"""
+            {first}"""
         )
 
     # --- marks -------------------------------------------------------------------------------
@@ -409,11 +412,12 @@ class _Steps:
                 parts.append(f"SELECT {k}, {t}, {f}, 'sighting', _mt, _hash, false FROM {name}_all WHERE NOT _del")
             elif extract.load_type == "keys":
                 parts.append(f"SELECT DISTINCT {k}, {t}, {f}, {present}, false FROM {name}_k")
-        # At one instant a full extract's versions win over presence, presence over an absence.
-        self.sql(
-            f"""CREATE OR REPLACE TEMP TABLE b_c AS SELECT * FROM ({' UNION ALL '.join(parts)})
-            QUALIFY rank() OVER (PARTITION BY {k}, _t ORDER BY {_TYPE_RANK}) = 1"""
-        )
+        # At one instant a full extract's versions win over presence, presence over an absence. With
+        # one full/keys extract and nothing re-read, no key has two contents at one instant.
+        (rereads,) = self.con.execute("SELECT (SELECT count(*) FROM b_la) + (SELECT count(*) FROM b_lp)").fetchall()[0]
+        several = rereads or sum(e.load_type in PRESENCE for e in self.extracts) > 1
+        pick = f"QUALIFY rank() OVER (PARTITION BY {k}, _t ORDER BY {_TYPE_RANK}) = 1" if several else ""
+        self.sql(f"CREATE OR REPLACE TEMP TABLE b_c AS SELECT * FROM ({' UNION ALL '.join(parts)}) {pick}")
         self.sql(_groups_sql("b_cg", "b_c", k))
         self.sql(_groups_sql("marks_g", "marks_old", k))
 
@@ -518,7 +522,11 @@ class _Steps:
         )
         # An absence that continues a run of absences matters when a sighting, a version or a delete
         # event of the key lies after the run's start: it deletes the key again after that.
-        self.sql(_groups_sql("live_g", "live_marks", k))
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE live_absent AS SELECT m.* FROM live_marks m
+            SEMI JOIN (SELECT DISTINCT {k} FROM b_cg WHERE _type = 'absent') a ON {_on(spec, 'm', 'a')}"""
+        )
+        self.sql(_groups_sql("live_g", "live_absent", k))
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE absent_again AS
             WITH probe AS (
@@ -617,7 +625,7 @@ _TYPE_RANK = "_reread DESC, CASE _type WHEN 'sighting' THEN 0 WHEN 'present' THE
 
 def _groups_sql(target: str, source: str, keys: str) -> str:
     """One row per key and instant: the content type and an id of its set of versions."""
-    type_col = "_load_type" if source in ("marks_old", "live_marks") else "_type"
+    type_col = "_load_type" if source in ("marks_old", "live_absent") else "_type"
     return f"""CREATE OR REPLACE TEMP TABLE {target} AS
     SELECT {keys}, _t, any_value({type_col}) AS _type,
            CASE WHEN count(_hash) = 1 THEN min(_hash) ELSE (hash(count(_hash), min(_hash), max(_hash), bit_xor(_hash)) & 9223372036854775807)::BIGINT END AS _cid
