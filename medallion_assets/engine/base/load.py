@@ -33,7 +33,6 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -288,10 +287,10 @@ def _load_keyed(table, data_dir, extracts, schema, target, state, result: LoadRe
     finally:
         con.close()
     result.inserted, result.updated, result.soft_deleted, result.removed = (
-        changes["inserted"], changes["updated"], changes["soft_deleted"], changes["removed"],
+        changes.inserted, changes.updated, changes.soft_deleted, changes.removed,
     )
-    result.unchanged = max(planned.batch_keys - changes["changed_keys"], 0)
-    _commit_keyed(table, data_dir, changes["source"], target, schema, now)
+    result.unchanged = max(planned.batch_keys - changes.changed_keys, 0)
+    _commit_keyed(table, data_dir, changes.source, target, schema, now)
     write_deltalake(
         state if state is not None else str(state_path(data_dir, table)),
         planned.new_state,
@@ -314,7 +313,19 @@ def _compact_state(data_dir: Path, table: BaseTable, state: DeltaTable | None) -
         state.optimize.compact(target_size=COMPACT_SIZE)
 
 
-def _diff(con, table: BaseTable, spec: HistorySpec, rows: pa.Table, affected: pa.Table, target: DeltaTable | None, now) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Changes:
+    """The rows to write (``source`` with an ``_action`` column) and what they amount to."""
+
+    source: pa.Table
+    inserted: int
+    updated: int
+    soft_deleted: int
+    removed: int
+    changed_keys: int
+
+
+def _diff(con, table: BaseTable, spec: HistorySpec, rows: pa.Table, affected: pa.Table, target: DeltaTable | None, now) -> Changes:
     """Compare the recomputed rows of the affected keys with what the table holds."""
     scd2 = table.write_behaviour == "scd2"
     match = list(spec.keys) + (["lh_valid_from"] if scd2 else [])
@@ -364,14 +375,14 @@ def _diff(con, table: BaseTable, spec: HistorySpec, rows: pa.Table, affected: pa
         inserted = max(inserted - soft_deleted, 0)  # a deletion's new version is counted as soft-deleted
     else:
         updated = max(updated - soft_deleted, 0)
-    return {
-        "source": source,
-        "inserted": inserted,
-        "updated": updated,
-        "soft_deleted": soft_deleted,
-        "removed": counts.get("delete", 0),
-        "changed_keys": changed_keys,
-    }
+    return Changes(
+        source=source,
+        inserted=inserted,
+        updated=updated,
+        soft_deleted=soft_deleted,
+        removed=counts.get("delete", 0),
+        changed_keys=changed_keys,
+    )
 
 
 # Data files of keyed tables are written sorted by key and kept small, so a day's changes (mostly

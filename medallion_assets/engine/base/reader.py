@@ -51,12 +51,16 @@ def select_partition_files(table: BaseTable, files: list[LandingFile]) -> Select
     """Apply the read behaviour to one partition's files (all landing refs together).
 
     ``full``: the newest full extract only. ``auto``: the newest full extract (if any) plus every
-    later delta, in timestamp order, and the newest keys extract not older than that full one.
+    later delta, in timestamp order, and the newest keys extract not older than that full one;
+    for scd2, every file of the partition, since each may carry a version the history keeps (a
+    delta at 01:00 before a full extract at 09:00 still shows the 01:00 version).
     """
     fulls = [f for f in files if f.load_type == "full"]
     latest_full = max(fulls, key=lambda f: (f.extracted_at, f.name)) if fulls else None
     chosen: list[LandingFile] = []
-    if table.read_behaviour == "full":
+    if table.read_behaviour == "auto" and table.write_behaviour == "scd2":
+        chosen = list(files)
+    elif table.read_behaviour == "full":
         chosen = [latest_full] if latest_full else []
     else:
         since = latest_full.extracted_at if latest_full else datetime.min
