@@ -152,7 +152,7 @@ def _medallion(*args: str, env: dict) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_medallion_run_materializes_every_layer_of_a_team_source(shop, tmp_path):
+def test_medallion_run_materializes_every_layer_of_a_team_source(shop, tmp_path, monkeypatch):
     lake = Path(os.environ["MEDALLION_DATA_DIR"])
     day1, day2 = date(2026, 3, 1), date(2026, 3, 2)
     database = _shop_database(lake, day1)
@@ -180,7 +180,8 @@ def test_medallion_run_materializes_every_layer_of_a_team_source(shop, tmp_path)
     assert set(by_sale) == {10, 11, 12}
     assert by_sale[10]["item_id"] == ids[2.5] and by_sale[12]["item_id"] == ids[3.0]  # the version of the fact's day
 
-    with dg.DagsterInstance.from_ref(dg.InstanceRef.from_dir(str(tmp_path / "home"))) as instance:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    with dg.DagsterInstance.get() as instance:
         runs = instance.get_runs()
         assert sorted(r.tags.get("dagster/partition") for r in runs) == [str(day1), str(day2)]
         event = instance.get_latest_materialization_event(dg.AssetKey(["base", "shop_item"]))
