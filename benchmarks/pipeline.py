@@ -29,8 +29,8 @@ from deltalake import DeltaTable
 import medallion_assets.engine.sample as sample_module
 from medallion_assets.engine.base import load_base_tables, load_partition
 from medallion_assets.engine.curated import load_curated_model, load_model
-from medallion_assets.engine.serving import refresh_serving_views
 from medallion_assets.engine.paths import list_landing_files
+from medallion_assets.engine.serving import refresh_serving_views
 
 
 def tree_rss_mb() -> float:
@@ -102,14 +102,26 @@ def main() -> None:
             data_dir, seed=args.seed, days=args.days, customers=args.customers, order_lines=args.order_lines, log=lambda m: None
         )
     sample_module.extract_object = real_extract
-    landing_files = sum(len(list_landing_files(data_dir, s, o)) for s, o in [("erp", "customer"), ("erp", "product"), ("erp", "employee"), ("erp", "sales_order_line"), ("finance", "budget")])
+    landing_files = sum(
+        len(list_landing_files(data_dir, s, o))
+        for s, o in [
+            ("erp", "customer"),
+            ("erp", "product"),
+            ("erp", "employee"),
+            ("erp", "sales_order_line"),
+            ("finance", "budget"),
+        ]
+    )
 
     tables = load_base_tables()
     with layer(f"base: {len(tables)} tables x {len(days)} days, {args.workers} workers", report):
         with ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             for day in days:
                 # The largest table first, so the others fill the second worker meanwhile.
-                for future in [pool.submit(_load, t, data_dir, day) for t in sorted(tables, key=lambda t: t.name != "erp_sales_order_line")]:
+                for future in [
+                    pool.submit(_load, t, data_dir, day)
+                    for t in sorted(tables, key=lambda t: t.name != "erp_sales_order_line")
+                ]:
                     future.result()
 
     model = load_curated_model()
@@ -130,14 +142,20 @@ def main() -> None:
     con.register("fact", fact)
     fact_lines, fact_amount = con.sql("select count(*), sum(amount) from fact").fetchall()[0]
 
-    print(f"\nmedallion-assets pipeline benchmark: {args.customers:,} customers, {args.order_lines:,} order lines, {len(days)} days")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, data in {data_dir}")
+    print(
+        f"\nmedallion-assets pipeline benchmark: {args.customers:,} customers, {args.order_lines:,} order lines, {len(days)} days"
+    )
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, data in {data_dir}"
+    )
     print(f"\n{'step':<50} {'wall s':>8} {'peak RSS MB':>12}")
     for name, seconds, peak in report:
         print(f"{name:<50} {seconds:>8.1f} {peak:>12.0f}")
     print(f"{'  of which landing extracts (' + str(landing_files) + ' files)':<50} {extract_seconds['landing']:>8.1f}")
     pipeline = extract_seconds["landing"] + sum(s for n, s, _ in report[1:])
-    print(f"{'end to end: landing + base + curated + serving':<50} {pipeline:>8.1f} {max(p for _, _, p in report):>12.0f}")
+    print(
+        f"{'end to end: landing + base + curated + serving':<50} {pipeline:>8.1f} {max(p for _, _, p in report):>12.0f}"
+    )
     print(f"\nfact_sales rows {fact_lines:,} vs source order lines {src_lines:,}; amount {fact_amount} vs {src_amount}")
     if (fact_lines, fact_amount) != (src_lines, src_amount):
         raise SystemExit("MISMATCH between fact_sales and the source")

@@ -202,7 +202,8 @@ def main() -> None:
 
 def run(args: argparse.Namespace, data_dir: Path) -> None:
     print(f"scd2 benchmark: {args.rows:,} rows, parquet full extracts; data in {data_dir}")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}")
+    load = os.getloadavg()[0]
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, load average {load:.2f}")
     source = Source(args.rows, args.seed)
     meta = table_meta()
     base, state = data_dir / "base" / meta.name, data_dir / "base" / "_state" / meta.name
@@ -218,15 +219,30 @@ def run(args: argparse.Namespace, data_dir: Path) -> None:
         source.change(START + timedelta(days=1))
         day = START + timedelta(days=1)
         land(data_dir, source, day)
-        figures.append((day, run_child("--load", str(data_dir), day.isoformat()), run_child("--floor", str(data_dir), day.isoformat(), str(floor_dir / "d2"))))
+        figures.append(
+            (
+                day,
+                run_child("--load", str(data_dir), day.isoformat()),
+                run_child("--floor", str(data_dir), day.isoformat(), str(floor_dir / "d2")),
+            )
+        )
         print(header)
-        print(f"{'floor: read extract + write one Delta':<38} {floor['engine_s']:>8.2f} {floor['process_s']:>9.2f} {floor['peak_rss_mb']:>9.0f}")
+        print(
+            f"{'floor: read extract + write one Delta':<38} {floor['engine_s']:>8.2f} "
+            f"{floor['process_s']:>9.2f} {floor['peak_rss_mb']:>9.0f}"
+        )
         print(line(f"initial scd2 load of {args.rows:,} rows", first, floor))
         print(line("1% change (0.5% upd, 0.25% del, 0.25% ins)", figures[1][1], figures[1][2]))
-        print(f"\ncounts of the change: inserted {figures[1][1]['inserted']:,}, updated {figures[1][1]['updated']:,}, soft-deleted {figures[1][1]['soft_deleted']:,}")
+        print(
+            f"\ncounts of the change: inserted {figures[1][1]['inserted']:,}, "
+            f"updated {figures[1][1]['updated']:,}, soft-deleted {figures[1][1]['soft_deleted']:,}"
+        )
         return
 
-    print(f"\n{'day':>4} {'engine s':>8} {'process s':>9} {'RSS MB':>7} {'floor s':>7} {'base rows':>11} {'base MB':>8} {'state rows':>11} {'state MB':>9} {'state +rows':>11}")
+    print(
+        f"\n{'day':>4} {'engine s':>8} {'process s':>9} {'RSS MB':>7} {'floor s':>7} {'base rows':>11} "
+        f"{'base MB':>8} {'state rows':>11} {'state MB':>9} {'state +rows':>11}"
+    )
     previous_state = 0
     for index in range(days):
         day = START + timedelta(days=index)

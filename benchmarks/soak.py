@@ -80,7 +80,7 @@ def compare_with_source(data_dir: Path, database: Path) -> list[str]:
             source_columns = [r[0] for r in con.execute(f"DESCRIBE src.main.{quote(table.object)}").fetchall()]
             renamed = [table.translations.get(c, c) for c in source_columns]
             base_columns = set(dataset.schema.names)
-            keep = [(s, b) for s, b in zip(source_columns, renamed) if b in base_columns]
+            keep = [(s, b) for s, b in zip(source_columns, renamed, strict=True) if b in base_columns]
             src_cols = ", ".join(quote(s) for s, _ in keep)
             base_cols = ", ".join(quote(b) for _, b in keep)
             current = "lh_is_current AND NOT lh_is_deleted" if table.write_behaviour == "scd2" else "NOT lh_is_deleted"
@@ -128,7 +128,10 @@ def maintain_all(data_dir: Path) -> tuple[tuple[int, int, int, int], tuple[int, 
             totals[1] += stats.active_bytes
             totals[2] += stats.disk_files
             totals[3] += stats.disk_bytes
-        print(f"  {layer + '.' + name:<34} files on disk {b.disk_files:>5} -> {a.disk_files:>4}   active {b.active_files:>4} -> {a.active_files:>3}")
+        print(
+            f"  {layer + '.' + name:<34} files on disk {b.disk_files:>5} -> {a.disk_files:>4}   "
+            f"active {b.active_files:>4} -> {a.active_files:>3}"
+        )
     return tuple(before), tuple(after)  # type: ignore[return-value]
 
 
@@ -153,8 +156,10 @@ def main() -> int:
     generate_sample(
         data_dir, seed=args.seed, days=args.days, customers=args.customers, order_lines=args.order_lines, log=quiet
     )
-    print(f"sample generated: {args.days} days, {args.customers:,} customers, {args.order_lines:,} order lines "
-          f"in {time.perf_counter() - t0:.1f}s")
+    print(
+        f"sample generated: {args.days} days, {args.customers:,} customers, {args.order_lines:,} order lines "
+        f"in {time.perf_counter() - t0:.1f}s"
+    )
 
     job = defs.resolve_job_def("medallion_daily")
     seconds: list[float] = []
@@ -165,8 +170,10 @@ def main() -> int:
         for day in initial:
             run_day(job, instance, day)
         total, live = order_line_counts(data_dir)
-        print(f"initial load of {len(initial)} days ({initial[0]}..{initial[-1]}) in {time.perf_counter() - t0:.1f}s; "
-              f"order lines {live:,} live / {total:,} rows")
+        print(
+            f"initial load of {len(initial)} days ({initial[0]}..{initial[-1]}) in {time.perf_counter() - t0:.1f}s; "
+            f"order lines {live:,} live / {total:,} rows"
+        )
         print(f"{'cycle':>5} {'day':>10} {'seconds':>8} {'advance':>8} {'job':>7} {'live lines':>11} {'rows':>9}")
         for cycle in range(1, args.cycles + 1):
             t0 = time.perf_counter()
@@ -178,8 +185,11 @@ def main() -> int:
             total, live = order_line_counts(data_dir)
             seconds.append(t2 - t0)
             lines.append(live)
-            print(f"{cycle:>5} {new_days[-1].isoformat():>10} {t2 - t0:>8.1f} {t1 - t0:>8.1f} {t2 - t1:>7.1f} "
-                  f"{live:>11,} {total:>9,}", flush=True)
+            print(
+                f"{cycle:>5} {new_days[-1].isoformat():>10} {t2 - t0:>8.1f} {t1 - t0:>8.1f} {t2 - t1:>7.1f} "
+                f"{live:>11,} {total:>9,}",
+                flush=True,
+            )
 
     print("\nchecks: current base rows vs source, SCD2 invariants")
     failures = compare_with_source(data_dir, sample_paths(data_dir).database)
@@ -189,16 +199,22 @@ def main() -> int:
     print("\nsummary")
     if seconds:
         k = min(5, len(seconds))
-        print(f"  cycle time: first {k} mean {statistics.mean(seconds[:k]):.2f}s, last {k} mean "
-              f"{statistics.mean(seconds[-k:]):.2f}s (min {min(seconds):.2f}s, max {max(seconds):.2f}s)")
+        print(
+            f"  cycle time: first {k} mean {statistics.mean(seconds[:k]):.2f}s, last {k} mean "
+            f"{statistics.mean(seconds[-k:]):.2f}s (min {min(seconds):.2f}s, max {max(seconds):.2f}s)"
+        )
         print(f"  order lines: {lines[0]:,} after cycle 1 -> {lines[-1]:,} after cycle {len(lines)}")
         if len(set(lines)) > 1:
             fit = statistics.linear_regression(lines, seconds)
             per_cycle = statistics.linear_regression(range(len(seconds)), seconds)
-            print(f"  slope: {fit.slope * 1000:.4f}s per 1,000 order lines "
-                  f"(intercept {fit.intercept:.2f}s); {per_cycle.slope:.3f}s per cycle")
-    print(f"  Delta files on disk {before[2]:,} ({before[3] / 1e6:.1f} MB) -> {after[2]:,} ({after[3] / 1e6:.1f} MB); "
-          f"active {before[0]:,} -> {after[0]:,}")
+            print(
+                f"  slope: {fit.slope * 1000:.4f}s per 1,000 order lines "
+                f"(intercept {fit.intercept:.2f}s); {per_cycle.slope:.3f}s per cycle"
+            )
+    print(
+        f"  Delta files on disk {before[2]:,} ({before[3] / 1e6:.1f} MB) -> {after[2]:,} ({after[3] / 1e6:.1f} MB); "
+        f"active {before[0]:,} -> {after[0]:,}"
+    )
     if failures:
         print("  FAIL")
         for failure in failures:

@@ -136,7 +136,7 @@ def landing_contents(data_dir: Path) -> dict[str, list[tuple]]:
 def _rows(table: pa.Table, ignore: frozenset[str] = frozenset()) -> list[tuple]:
     columns = sorted(c for c in table.column_names if c not in ignore)
     data = [table.column(c).to_pylist() for c in columns]
-    return [tuple(columns)] + sorted(zip(*data), key=repr)
+    return [tuple(columns)] + sorted(zip(*data, strict=True), key=repr)
 
 
 def table_contents(data_dir: Path, prefixes: tuple[str, ...] = ("base", "curated")) -> dict[str, list[tuple]]:

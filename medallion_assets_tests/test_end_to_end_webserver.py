@@ -98,7 +98,11 @@ def dagster_dev(tmp_path_factory):
 def run_to_completion(client: DagsterGraphQLClient, job: str, **kwargs) -> str:
     run_id = client.submit_job_execution(job, **kwargs)
     status = wait_for(
-        lambda: (s := client.get_run_status(run_id)) in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED) and s,
+        lambda: (
+            (s := client.get_run_status(run_id))
+            in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+            and s
+        ),
         600,
         f"run {run_id} of {job}",
     )
@@ -123,9 +127,25 @@ def step_windows(home: Path, run_id: str) -> dict[str, tuple[float, float]]:
 def test_cli_backfill_runs_each_partition_once_and_equals_day_by_day(dagster_dev, tmp_path):
     _, home, lake, env = dagster_dev
     backfill = subprocess.run(
-        [str(DAGSTER), "job", "backfill", "-j", "landing_to_base", "-w", "workspace.yaml",
-         "--from", DAYS[0], "--to", DAYS[-1], "--noprompt"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        [
+            str(DAGSTER),
+            "job",
+            "backfill",
+            "-j",
+            "landing_to_base",
+            "-w",
+            "workspace.yaml",
+            "--from",
+            DAYS[0],
+            "--to",
+            DAYS[-1],
+            "--noprompt",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert backfill.returncode == 0, backfill.stderr[-2000:]
 
@@ -145,8 +165,12 @@ def test_cli_backfill_runs_each_partition_once_and_equals_day_by_day(dagster_dev
     layer = [a for a in defs.assets if a.key.path[0] in ("landing", "base")]
     with dg.DagsterInstance.ephemeral() as instance:
         for day in DAYS:
-            dg.materialize(layer, partition_key=day, instance=instance,
-                           resources={"lakehouse": LakehouseResource(data_dir=str(reference))})
+            dg.materialize(
+                layer,
+                partition_key=day,
+                instance=instance,
+                resources={"lakehouse": LakehouseResource(data_dir=str(reference))},
+            )
     for table in ("erp_customer", "erp_employee", "erp_sales_order_line", "erp_product", "finance_budget"):
         assert comparable(lake / "base" / table) == comparable(reference / "base" / table), table
 
@@ -177,5 +201,5 @@ def test_dimensions_job_runs_steps_in_parallel(dagster_dev):
     dimension_steps = {f"curated__{t}" for t in ["dim_calendar", *(d.table for d in model.dimensions.values())]}
     windows = sorted(w for s, w in step_windows(home, run_id).items() if s in dimension_steps)
     assert len(windows) >= 3
-    overlapping = any(later_start < earlier_end for (_, earlier_end), (later_start, _) in zip(windows, windows[1:]))
+    overlapping = any(later_start < earlier_end for (_, earlier_end), (later_start, _) in zip(windows, windows[1:], strict=False))
     assert overlapping, f"dimension steps ran one after another: {windows}"

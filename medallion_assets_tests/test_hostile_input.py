@@ -19,11 +19,12 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from pydantic import ValidationError
 import yaml
 from deltalake import DeltaTable
+from pydantic import ValidationError
 
 from medallion_assets.base.assets import build_base_asset
+from medallion_assets.common.resources import LakehouseResource
 from medallion_assets.engine.base import BaseLoadError, BaseTable, SchemaError, load_partition
 from medallion_assets.engine.base import reader as base_reader
 from medallion_assets.engine.base.model import load_base_file
@@ -31,11 +32,10 @@ from medallion_assets.engine.curated import parse_select
 from medallion_assets.engine.curated.errors import CuratedError
 from medallion_assets.engine.curated.model import load_curated_model
 from medallion_assets.engine.curated.sql import TableRef, sandbox
-from medallion_assets.engine.extract import SourceUnavailable, extract_object
+from medallion_assets.engine.extract import extract_object
 from medallion_assets.engine.metadata import MetadataError
 from medallion_assets.engine.paths import PathOutsideDataRoot, inside, landing_file_path
 from medallion_assets.engine.sources import SourceSystem, load_source_file
-from medallion_assets.common.resources import LakehouseResource
 
 DAY1, DAY2 = date(2026, 1, 1), date(2026, 1, 2)
 GOOD_CSV = b"customer_id,segment,amount\n1,a,10\n2,b,20\n"
@@ -103,18 +103,27 @@ def test_csv_unbalanced_quote(day1):
 
 def test_csv_wrong_field_count(day1):
     root, before = day1
-    assert_rejected(root, before, b"customer_id,segment,amount\n1,a,10,99\n2,b\n", match=r"(?i)line:? [23]\b.*\n.*\n.*Expected Number of Columns: 3")
+    assert_rejected(
+        root,
+        before,
+        b"customer_id,segment,amount\n1,a,10,99\n2,b\n",
+        match=r"(?i)line:? [23]\b.*\n.*\n.*Expected Number of Columns: 3",
+    )
 
 
 def test_broken_json_names_file_and_byte(day1):
     root, before = day1
-    assert_rejected(root, before, b'[{"customer_id": 1, "segment": "a"', fmt="json", match=r"Malformed JSON.*at byte \d+")
+    assert_rejected(
+        root, before, b'[{"customer_id": 1, "segment": "a"', fmt="json", match=r"Malformed JSON.*at byte \d+"
+    )
 
 
 def test_truncated_parquet_names_file(day1):
     root, before = day1
     whole = parquet_bytes(pa.table({"customer_id": [1, 2], "segment": ["a", "b"], "amount": [10, 20]}))
-    assert_rejected(root, before, whole[: len(whole) // 2], fmt="parquet", match="cannot read parquet landing file.*corrupted")
+    assert_rejected(
+        root, before, whole[: len(whole) // 2], fmt="parquet", match="cannot read parquet landing file.*corrupted"
+    )
 
 
 @pytest.mark.parametrize(
@@ -149,7 +158,9 @@ def test_header_only_file_loses_nothing(tmp_path, behaviour):
 
 def test_non_utf8_names_file_and_line(day1):
     root, before = day1
-    error = assert_rejected(root, before, "customer_id,segment,amount\n1,caf\xe9,10\n".encode("latin-1"), match="Line: 2")
+    error = assert_rejected(
+        root, before, "customer_id,segment,amount\n1,caf\xe9,10\n".encode("latin-1"), match="Line: 2"
+    )
     assert "not utf-8" in str(error)
 
 
@@ -165,8 +176,12 @@ def test_byte_order_mark_is_ignored(day1):
 
 def test_ten_megabyte_line_names_file_line_and_limit(day1):
     root, before = day1
-    error = assert_rejected(root, before, b"customer_id,segment,amount\n1," + b"x" * (10 << 20) + b",10\n",
-                            match=r"Line: 1(.|\n)*Maximum line size of 2000000 bytes exceeded")
+    error = assert_rejected(
+        root,
+        before,
+        b"customer_id,segment,amount\n1," + b"x" * (10 << 20) + b",10\n",
+        match=r"Line: 1(.|\n)*Maximum line size of 2000000 bytes exceeded",
+    )
     assert len(str(error)) < 20_000  # DuckDB shortens the quoted line; the 10 MB do not reach the UI
 
 
@@ -191,13 +206,20 @@ def test_missing_column_is_kept_as_null(day1):
 
 def test_incompatible_text_value_names_file_and_column(day1):
     root, before = day1
-    assert_rejected(root, before, b"customer_id,segment,amount\n1,a,ten\n2,b,20\n", match=r"column 'amount': a value does not fit the stored type int64.*'ten'")
+    assert_rejected(
+        root,
+        before,
+        b"customer_id,segment,amount\n1,a,ten\n2,b,20\n",
+        match=r"column 'amount': a value does not fit the stored type int64.*'ten'",
+    )
 
 
 def test_incompatible_parquet_type_names_file_and_column(day1):
     root, before = day1
     data = parquet_bytes(pa.table({"customer_id": [1, 2], "segment": ["a", "b"], "amount": ["10", "20"]}))
-    error = assert_rejected(root, before, data, fmt="parquet", match=r"column 'amount' changed type from int64 \(stored\) to string")
+    error = assert_rejected(
+        root, before, data, fmt="parquet", match=r"column 'amount' changed type from int64 \(stored\) to string"
+    )
     assert isinstance(error, SchemaError)
 
 
@@ -219,7 +241,12 @@ def test_duplicate_business_key(day1):
 
 def test_null_business_key_names_file_and_row(day1):
     root, before = day1
-    assert_rejected(root, before, b"customer_id,segment,amount\n1,a,10\n,b,20\n", match="row 2: business key column 'customer_id' is null")
+    assert_rejected(
+        root,
+        before,
+        b"customer_id,segment,amount\n1,a,10\n,b,20\n",
+        match="row 2: business key column 'customer_id' is null",
+    )
 
 
 def test_failing_quality_rule_quarantines_rows(day1):
@@ -262,10 +289,21 @@ def test_bad_asset_fails_alone(tmp_path):
     land(tmp_path, DAY2, GOOD_CSV)
     bad_path = land(tmp_path, DAY2, b'[{"product_id": 1,', fmt="json", obj="product")
     good = build_base_asset(table=customer_table())
-    bad = build_base_asset(table=customer_table(object="product", name="erp_product", format="json",
-                                                landing=[{"source": "erp", "object": "product"}], business_keys=["product_id"]))
-    result = dg.materialize([good, bad], partition_key=DAY2.isoformat(), raise_on_error=False,
-                            resources={"lakehouse": LakehouseResource(data_dir=str(tmp_path))})
+    bad = build_base_asset(
+        table=customer_table(
+            object="product",
+            name="erp_product",
+            format="json",
+            landing=[{"source": "erp", "object": "product"}],
+            business_keys=["product_id"],
+        )
+    )
+    result = dg.materialize(
+        [good, bad],
+        partition_key=DAY2.isoformat(),
+        raise_on_error=False,
+        resources={"lakehouse": LakehouseResource(data_dir=str(tmp_path))},
+    )
     assert result.asset_materializations_for_node("base__erp_customer")
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert failure.step_key == "base__erp_product"
@@ -296,11 +334,17 @@ def root(tmp_path) -> Path:
 
 
 def erp(**connection) -> SourceSystem:
-    return SourceSystem.model_validate({
-        "source": "erp", "connection": connection,
-        "objects": {"customer": {"extract_mode": "full", "format": "csv", "file_pattern": "*.csv"} if connection["type"] == "drop_folder"
-                    else {"extract_mode": "full", "format": "csv"}},
-    })
+    return SourceSystem.model_validate(
+        {
+            "source": "erp",
+            "connection": connection,
+            "objects": {
+                "customer": {"extract_mode": "full", "format": "csv", "file_pattern": "*.csv"}
+                if connection["type"] == "drop_folder"
+                else {"extract_mode": "full", "format": "csv"}
+            },
+        }
+    )
 
 
 def test_inside_refuses_escapes(root, outside):
@@ -337,16 +381,25 @@ def test_drop_folder_outside_root_is_refused(root, outside):
 
 def test_source_metadata_path_escape_is_a_metadata_error(tmp_path):
     path = tmp_path / "erp.yaml"
-    path.write_text(yaml.safe_dump({"source": "erp", "connection": {"type": "duckdb", "database": "../outside/x.duckdb"},
-                                    "objects": {"customer": {"extract_mode": "full", "format": "csv"}}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "source": "erp",
+                "connection": {"type": "duckdb", "database": "../outside/x.duckdb"},
+                "objects": {"customer": {"extract_mode": "full", "format": "csv"}},
+            }
+        )
+    )
     with pytest.raises(MetadataError, match=r"erp\.yaml.*connection\.(duckdb\.)?database"):
         load_source_file(path)
 
 
 @pytest.mark.parametrize("verb", ["copy", "read"])
 def test_clock_query_cannot_touch_files(root, outside, verb):
-    query = {"copy": f"COPY (SELECT 1) TO '{outside / 'leak.csv'}'",
-             "read": f"SELECT ts::TIMESTAMP FROM read_csv('{outside / 'secret.csv'}')"}[verb]
+    query = {
+        "copy": f"COPY (SELECT 1) TO '{outside / 'leak.csv'}'",
+        "read": f"SELECT ts::TIMESTAMP FROM read_csv('{outside / 'secret.csv'}')",
+    }[verb]
     expected = {"copy": "only a single read-only SELECT", "read": "may not call table functions"}[verb]
     with pytest.raises(ValidationError, match=expected):
         erp(type="duckdb", database="sources/erp.duckdb", clock_query=query)
@@ -396,7 +449,9 @@ def test_base_metadata_identifier_injection_is_refused(tmp_path, field, value):
     spec = {"format": "csv", "write_behaviour": "scd1", "business_keys": ["customer_id"], field: value}
     path = tmp_path / "erp.yaml"
     path.write_text(yaml.safe_dump({"source": "erp", "tables": {"customer": spec}}))
-    with pytest.raises(MetadataError, match=rf"erp\.yaml: table 'customer': .*{field}|erp\.yaml: table 'customer': field"):
+    with pytest.raises(
+        MetadataError, match=rf"erp\.yaml: table 'customer': .*{field}|erp\.yaml: table 'customer': field"
+    ):
         load_base_file(path, sources_folder=tmp_path / "no_sources")
 
 
@@ -414,8 +469,15 @@ def test_hostile_landing_column_names_stay_data(day1):
 def test_source_metadata_identifier_injection_is_refused(tmp_path, field):
     obj = {"extract_mode": "full", "format": "csv", field: [EVIL] if field in ("primary_key", "columns") else EVIL}
     path = tmp_path / "erp.yaml"
-    path.write_text(yaml.safe_dump({"source": "erp", "connection": {"type": "duckdb", "database": "sources/erp.duckdb"},
-                                    "objects": {"customer": obj}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "source": "erp",
+                "connection": {"type": "duckdb", "database": "sources/erp.duckdb"},
+                "objects": {"customer": obj},
+            }
+        )
+    )
     with pytest.raises(MetadataError, match=rf"erp\.yaml: object 'customer': field '{field}.*lower snake_case"):
         load_source_file(path)
 
@@ -458,8 +520,11 @@ def test_curated_sql_is_read_only_select_over_the_model(sql):
 
 
 def test_curated_model_with_writing_sql_names_the_sql_file(tmp_path):
-    folder = write_model(tmp_path / "model", {"dimensions": {"customer": {}}},
-                         {"dim_customer.sql": "COPY (SELECT 1 AS customer_key) TO '/tmp/leak.csv'"})
+    folder = write_model(
+        tmp_path / "model",
+        {"dimensions": {"customer": {}}},
+        {"dim_customer.sql": "COPY (SELECT 1 AS customer_key) TO '/tmp/leak.csv'"},
+    )
     with pytest.raises(MetadataError, match=r"dim_customer\.sql: SQL rejected"):
         load_curated_model(folder)
 
@@ -467,10 +532,12 @@ def test_curated_model_with_writing_sql_names_the_sql_file(tmp_path):
 def test_curated_sandbox_has_no_file_access(tmp_path, outside):
     data = {TableRef("base", "erp_customer"): pa.table({"customer_id": [1]})}
     with sandbox(tmp_path, list(data), source="x.sql", arrow=data) as con:
-        for statement in (f"COPY (SELECT 1) TO '{outside / 'leak.csv'}'",
-                          f"SELECT * FROM read_csv('{outside / 'secret.csv'}')",
-                          f"ATTACH '{outside / 'secret.duckdb'}' AS s",
-                          "SET enable_external_access = true"):
+        for statement in (
+            f"COPY (SELECT 1) TO '{outside / 'leak.csv'}'",
+            f"SELECT * FROM read_csv('{outside / 'secret.csv'}')",
+            f"ATTACH '{outside / 'secret.duckdb'}' AS s",
+            "SET enable_external_access = true",
+        ):
             with pytest.raises(duckdb.Error):
                 con.execute(statement)
         assert con.execute("SELECT count(*) FROM base.erp_customer").fetchone() == (1,)

@@ -136,10 +136,14 @@ def _shop_database(lake: Path, day: date) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path))
     con.execute("create table item(item_id bigint, name varchar, price decimal(10,2), modified_at timestamp)")
-    con.execute("create table sale(sale_id bigint, item_id bigint, sold_on date, quantity int, amount decimal(10,2), modified_at timestamp)")
+    con.execute(
+        "create table sale(sale_id bigint, item_id bigint, sold_on date, quantity int, amount decimal(10,2), modified_at timestamp)"
+    )
     con.execute("create table clock(now_ts timestamp)")
     con.execute(f"insert into item values (1, 'Tea', 2.50, '{day} 08:00'), (2, 'Cake', 4.00, '{day} 08:00')")
-    con.execute(f"insert into sale values (10, 1, '{day}', 2, 5.00, '{day} 09:00'), (11, 2, '{day}', 1, 4.00, '{day} 10:00')")
+    con.execute(
+        f"insert into sale values (10, 1, '{day}', 2, 5.00, '{day} 09:00'), (11, 2, '{day}', 1, 4.00, '{day} 10:00')"
+    )
     con.execute(f"insert into clock values ('{day} 22:00')")
     con.close()
     return path
@@ -193,4 +197,3 @@ def test_medallion_run_materializes_every_layer_of_a_team_source(shop, tmp_path,
 def test_run_refuses_a_reversed_range(shop):
     done = _medallion("run", "--from", "2026-03-05", "--to", "2026-03-01", env=dict(os.environ))
     assert done.returncode == 2 and "--to 2026-03-01 is before --from 2026-03-05" in done.stderr
-

@@ -78,7 +78,9 @@ def test_fact_sales_has_one_row_per_source_order_line_and_the_same_total(lake):
     con = connect(lake)
     con.register("fact", DeltaTable(str(lake / "curated" / "fact_sales")).to_pyarrow_dataset())
     fact = con.execute("SELECT count(*), count(DISTINCT order_line_key), sum(amount) FROM fact").fetchall()[0]
-    source = con.execute("SELECT count(*), count(DISTINCT order_line_id), sum(amount) FROM (SELECT DISTINCT * FROM src.sales_order_line)").fetchall()[0]
+    source = con.execute(
+        "SELECT count(*), count(DISTINCT order_line_id), sum(amount) FROM (SELECT DISTINCT * FROM src.sales_order_line)"
+    ).fetchall()[0]
     assert fact == source
 
 
@@ -93,9 +95,13 @@ def test_every_fact_id_exists_in_its_dimension(lake):
         ("calendar_order_key", "dim_calendar", "calendar_key"),
         ("calendar_ship_key", "dim_calendar", "calendar_key"),
     ]:
-        orphans = con.execute(f"SELECT count(*) FROM fact_sales WHERE {column} NOT IN (SELECT {key} FROM {dimension})").fetchall()[0][0]
+        orphans = con.execute(
+            f"SELECT count(*) FROM fact_sales WHERE {column} NOT IN (SELECT {key} FROM {dimension})"
+        ).fetchall()[0][0]
         assert orphans == 0, column
-    assert con.execute("SELECT count(*) FROM fact_sales WHERE customer_id = -1 OR product_id = -1").fetchall()[0][0] == 0
+    assert (
+        con.execute("SELECT count(*) FROM fact_sales WHERE customer_id = -1 OR product_id = -1").fetchall()[0][0] == 0
+    )
 
 
 def test_the_serving_database_shows_every_table(lake):

@@ -7,14 +7,14 @@ from typing import Any
 import dagster as dg
 
 from medallion_assets.base.checks import build_base_checks
-from medallion_assets.engine.base.load import LoadResult, load_partition
-from medallion_assets.engine.base.model import BaseTable
-from medallion_assets.engine.serving import refresh_serving_views
 from medallion_assets.common.observability import LoadSummary, load_metadata
 from medallion_assets.common.partitions import daily_partitions
 from medallion_assets.common.policies import guarded_step, retry_policy
 from medallion_assets.common.pools import table_pool
 from medallion_assets.common.resources import LakehouseResource
+from medallion_assets.engine.base.load import LoadResult, load_partition
+from medallion_assets.engine.base.model import BaseTable
+from medallion_assets.engine.serving import refresh_serving_views
 
 
 def base_asset_key(table: BaseTable) -> dg.AssetKey:

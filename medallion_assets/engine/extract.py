@@ -13,7 +13,7 @@ import fnmatch
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -137,7 +137,7 @@ def _source_now(con: duckdb.DuckDBPyConnection, system: SourceSystem) -> datetim
         if not row or not isinstance(row[0], datetime):
             raise SourceUnavailable(f"source {system.source!r}: connection.clock_query must return one timestamp")
         return row[0].replace(microsecond=0, tzinfo=None)
-    return datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
+    return datetime.now(UTC).replace(microsecond=0, tzinfo=None)
 
 
 def existing_extract(data_dir: Path, system: SourceSystem, obj: SourceObject, partition_date: date) -> list[LandingFile]:
@@ -323,7 +323,7 @@ def _observe(reader: pa.RecordBatchReader, landed: LandedBatches, watermark_colu
         if watermark_column and batch.num_rows:
             high = pc.max(batch.column(watermark_column)).as_py()
             if high is not None:
-                high = high.astimezone(timezone.utc).replace(tzinfo=None) if high.tzinfo else high
+                high = high.astimezone(UTC).replace(tzinfo=None) if high.tzinfo else high
                 landed.watermark = high if landed.watermark is None else max(landed.watermark, high)
         yield batch
 
@@ -432,7 +432,7 @@ def land_dropped_files(data_dir: Path, system: SourceSystem, obj: SourceObject, 
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if not entry.is_file() or entry.name.startswith(".") or not fnmatch.fnmatch(entry.name, obj.file_pattern or "*"):
             continue
-        dropped_at = datetime.fromtimestamp(entry.stat().st_mtime, tz=timezone.utc).replace(tzinfo=None, microsecond=0)
+        dropped_at = datetime.fromtimestamp(entry.stat().st_mtime, tz=UTC).replace(tzinfo=None, microsecond=0)
         if dropped_at.date() != partition_date:
             continue
         final = landing_file_path(data_dir, system.source, obj.name, "full", partition_date, dropped_at, obj.format)

@@ -12,7 +12,7 @@ import fnmatch
 import json
 import os
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from medallion_assets.engine.paths import LOAD_TYPES, landing_object_dir, parse_landing_file
@@ -142,7 +142,7 @@ def _scan_drop_folder(data_dir: Path, system: SourceSystem, object_name: str, pa
         mtime = item.stat().st_mtime
         current[item.name] = mtime
         if seen.get(item.name) != mtime:
-            dropped_on = datetime.fromtimestamp(mtime, tz=timezone.utc).date()
+            dropped_on = datetime.fromtimestamp(mtime, tz=UTC).date()
             found.append(NewFile(system.source, object_name, dropped_on, Path(item.path), dropped=True))
     drop_state[key] = current
     return found

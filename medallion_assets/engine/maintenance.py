@@ -10,6 +10,7 @@ from deltalake import DeltaTable
 
 from medallion_assets.engine.paths import list_delta_tables
 
+
 @dataclass(frozen=True)
 class FileStats:
     active_files: int

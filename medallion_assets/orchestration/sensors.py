@@ -73,7 +73,12 @@ def build_landing_sensor(
             if landed and len(landed) == len(files) and _already_recorded(context.instance, key, partition, root, landed):
                 continue
             fingerprint = hashlib.sha1(
-                "\n".join(sorted(f"{f.path.relative_to(root)}:{f.path.stat().st_mtime_ns if f.path.exists() else 0}" for f in files)).encode()
+                "\n".join(
+                    sorted(
+                        f"{f.path.relative_to(root)}:{f.path.stat().st_mtime_ns if f.path.exists() else 0}"
+                        for f in files
+                    )
+                ).encode()
             ).hexdigest()[:16]
             requests.append(
                 dg.RunRequest(
@@ -107,7 +112,9 @@ def run_failure_notifier(context: dg.RunFailureSensorContext) -> None:
     errors = [_root_cause(event.step_failure_data.error) for event in failures if event.step_failure_data.error]
     error = "\n".join(errors) or (context.failure_event.message or "run failed")
     ui = (dg.EnvVar(UI_URL_ENV).get_value() or DEFAULT_UI_URL).rstrip("/")
-    notice = FailureNotice(job=run.job_name, run_id=run.run_id, failed_steps=steps, error=error, run_url=f"{ui}/runs/{run.run_id}")
+    notice = FailureNotice(
+        job=run.job_name, run_id=run.run_id, failed_steps=steps, error=error, run_url=f"{ui}/runs/{run.run_id}"
+    )
     url = dg.EnvVar(WEBHOOK_URL_ENV).get_value()
     if not url:
         context.log.warning(

@@ -8,12 +8,12 @@ import dagster as dg
 import duckdb
 import pytest
 
-from medallion_assets.curated.definitions import build_curated_definitions
-
-defs = build_curated_definitions()
 from medallion_assets.common.resources import LakehouseResource
+from medallion_assets.curated.definitions import build_curated_definitions
 from medallion_assets.engine.curated.model import load_curated_model
 from medallion_assets.engine.metadata import MetadataError
+
+defs = build_curated_definitions()
 
 
 def _assets(definitions: dg.Definitions) -> list[dg.AssetsDefinition]:

@@ -111,7 +111,9 @@ def sqlalchemy_url(postgres_url: str) -> str:
 
 
 @contextlib.contextmanager
-def deployed_dagster(root: Path, postgres_url: str, sample: list[str], extra_env: dict[str, str] | None = None) -> Iterator[tuple[Deployment, Processes]]:
+def deployed_dagster(
+    root: Path, postgres_url: str, sample: list[str], extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[Deployment, Processes]]:
     """``deploy/dagster.yaml`` in a fresh DAGSTER_HOME, webserver and daemon started as the README
     says, a generated sample lake; the test process sees the same instance."""
     home, lake, logs = root / "dagster_home", root / "lake", root / "logs"
@@ -120,18 +122,26 @@ def deployed_dagster(root: Path, postgres_url: str, sample: list[str], extra_env
     shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
     generate_sample(lake, sample)
     instance_url = sqlalchemy_url(postgres_url)
-    env = {**os.environ, "DAGSTER_HOME": str(home), "MEDALLION_DATA_DIR": str(lake),
-           "DAGSTER_POSTGRES_URL": instance_url,
-           # the test hosts are shared and busy: give code-server calls 5 minutes, not 1
-           "DAGSTER_GRPC_TIMEOUT_SECONDS": "300", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-           **(extra_env or {})}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "MEDALLION_DATA_DIR": str(lake),
+        "DAGSTER_POSTGRES_URL": instance_url,
+        # the test hosts are shared and busy: give code-server calls 5 minutes, not 1
+        "DAGSTER_GRPC_TIMEOUT_SECONDS": "300",
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        **(extra_env or {}),
+    }
     processes = Processes(logs)
     port = free_port()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DAGSTER_POSTGRES_URL", instance_url)  # so the test reads the same instance
         try:
-            webserver = processes.start("webserver", [str(BIN / "dagster-webserver"), "-w", "deploy/workspace.yaml",
-                                                      "-h", "127.0.0.1", "-p", str(port)], env)
+            webserver = processes.start(
+                "webserver",
+                [str(BIN / "dagster-webserver"), "-w", "deploy/workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+                env,
+            )
             daemon = processes.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", "deploy/workspace.yaml"], env)
             wait_for(lambda: server_up(port) or webserver.poll() is not None, 240, "the webserver")
             assert webserver.poll() is None, processes.tail("webserver")

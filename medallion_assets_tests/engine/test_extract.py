@@ -1,9 +1,8 @@
 import os
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
-import pyarrow.parquet as pq
 import pytest
 
 from medallion_assets.engine import files as files_module
@@ -160,7 +159,7 @@ def test_dropped_files_land_by_drop_day_once(tmp_path):
     dropped = drops / "budget_20260101.csv"
     dropped.write_text("budget_month,category,region,budget_amount\n2026-01-01,Bikes,North,100.00\n")
     (drops / "readme.txt").write_text("ignored")
-    stamp = datetime(2026, 1, 1, 9, 0, tzinfo=timezone.utc).timestamp()
+    stamp = datetime(2026, 1, 1, 9, 0, tzinfo=UTC).timestamp()
     os.utime(dropped, (stamp, stamp))
     first = extract_object(tmp_path, system, obj, START, partition_start=START)
     assert first.status == "extracted" and first.rows == 1

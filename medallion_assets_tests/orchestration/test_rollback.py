@@ -64,7 +64,7 @@ def test_rollback_restores_every_table_of_the_bad_run_and_is_idempotent(tmp_path
         first = run_rollback(instance, tmp_path, bad.run_id)
         assert first.success
         restored = snapshot(tmp_path)
-        for name, (version, rows) in good.items():
+        for name, (_version, rows) in good.items():
             assert restored[name][1] == rows, f"{name} not back to its content before the bad run"
             if restored[name][0] != after_bad[name][0]:
                 assert restored[name][0] > after_bad[name][0], f"{name}: a restore is a new commit"

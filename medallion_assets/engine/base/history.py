@@ -302,12 +302,17 @@ class _Steps:
         data = [n for n, e in zip(self.names, self.extracts, strict=True) if e.load_type != "keys"]
         deltas = [n for n, e in zip(self.names, self.extracts, strict=True) if e.load_type == "delta"]
         empty_v = f"SELECT {cols}, NULL::TIMESTAMP AS _m, NULL::BIGINT AS _hash, NULL::TIMESTAMP AS _t, NULL::VARCHAR AS _file FROM proto"
-        empty_s = f"SELECT {k}, NULL::TIMESTAMP AS _m, NULL::BIGINT AS _hash, NULL::TIMESTAMP AS _t, NULL::VARCHAR AS _file, NULL::TIMESTAMP AS _mt FROM proto"
+        empty_s = (
+            f"SELECT {k}, NULL::TIMESTAMP AS _m, NULL::BIGINT AS _hash, NULL::TIMESTAMP AS _t, NULL::VARCHAR AS _file, "
+            "NULL::TIMESTAMP AS _mt FROM proto"
+        )
         empty_e = f"SELECT {k}, NULL::TIMESTAMP AS _m, NULL::TIMESTAMP AS _t, NULL::VARCHAR AS _file FROM proto"
         self.empty_e = empty_e
         self.sql(f"CREATE OR REPLACE TEMP VIEW b_v AS {_union([n + '_v' for n in data], empty_v)}")  # read once
         self.sql(f"CREATE OR REPLACE TEMP VIEW b_s AS {_union([n + '_s' for n in data], empty_s)}")
-        self.sql(f"CREATE OR REPLACE TEMP TABLE b_ds AS SELECT * EXCLUDE (_mt) FROM ({_union([n + '_s' for n in deltas], empty_s)})")
+        self.sql(
+            f"CREATE OR REPLACE TEMP TABLE b_ds AS SELECT * EXCLUDE (_mt) FROM ({_union([n + '_s' for n in deltas], empty_s)})"
+        )
         self.sql(f"CREATE OR REPLACE TEMP TABLE b_e AS {_union([n + '_e' for n in data], empty_e)}")
         self.sql(f"CREATE OR REPLACE TEMP TABLE bfirst AS SELECT {k}, min(_t) AS _first FROM b_s GROUP BY ALL")
 
@@ -319,11 +324,13 @@ class _Steps:
         presence = [(n, e) for n, e in zip(self.names, self.extracts, strict=True) if e.load_type in PRESENCE]
         if not presence:
             return
-        self.sql(f"CREATE OR REPLACE TEMP VIEW seen AS SELECT {k}, _t FROM state_version UNION ALL SELECT {k}, _t FROM b_s")
+        self.sql(
+            f"CREATE OR REPLACE TEMP VIEW seen AS SELECT {k}, _t FROM state_version UNION ALL SELECT {k}, _t FROM b_s"
+        )
         for name, extract in presence:
             self.sql(
-                f"""INSERT INTO b_a SELECT DISTINCT {_keys(spec, 'a')}, $t::TIMESTAMP, $t::TIMESTAMP, $f::VARCHAR
-                FROM (SELECT * FROM seen WHERE _t < $t) a ANTI JOIN {name}_k k ON {_on(spec, 'a', 'k')}""",
+                f"""INSERT INTO b_a SELECT DISTINCT {_keys(spec, "a")}, $t::TIMESTAMP, $t::TIMESTAMP, $f::VARCHAR
+                FROM (SELECT * FROM seen WHERE _t < $t) a ANTI JOIN {name}_k k ON {_on(spec, "a", "k")}""",
                 {"t": extract.extracted_at, "f": extract.file},
             )
 
@@ -335,13 +342,13 @@ class _Steps:
         self.sql(f"CREATE OR REPLACE TEMP TABLE b_lp AS {self.empty_e}")  # present in a keys extract
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE known AS
-            SELECT {_keys(spec, 'v')}, min(v._t) AS _first
-            FROM (SELECT {k}, _t FROM state_version) v SEMI JOIN bfirst b ON {_on(spec, 'v', 'b')}
+            SELECT {_keys(spec, "v")}, min(v._t) AS _first
+            FROM (SELECT {k}, _t FROM state_version) v SEMI JOIN bfirst b ON {_on(spec, "v", "b")}
             GROUP BY ALL"""
         )
         self.sql(
-            f"""CREATE OR REPLACE TEMP TABLE lowered AS SELECT {_keys(spec, 'b')}, b._first AS _new, k._first AS _old
-            FROM bfirst b LEFT JOIN known k ON {_on(spec, 'b', 'k')} WHERE k._first IS NULL OR b._first < k._first"""
+            f"""CREATE OR REPLACE TEMP TABLE lowered AS SELECT {_keys(spec, "b")}, b._first AS _new, k._first AS _old
+            FROM bfirst b LEFT JOIN known k ON {_on(spec, "b", "k")} WHERE k._first IS NULL OR b._first < k._first"""
         )
         (lowest,) = self.con.execute("SELECT min(_new) FROM lowered").fetchall()[0]
         if lowest is None:
@@ -359,18 +366,20 @@ class _Steps:
             if not count:
                 continue
             if self.reread_keys is None:
-                raise RuntimeError(f"applied extract {file} must be re-read to place keys seen earlier, but no reader was given")
+                raise RuntimeError(
+                    f"applied extract {file} must be re-read to place keys seen earlier, but no reader was given"
+                )
             self.con.register("reread", self.reread_keys(file))
             self.sql(
-                f"""INSERT INTO b_la SELECT {_keys(spec, 'l')}, $t::TIMESTAMP, $t::TIMESTAMP, $f::VARCHAR
-                FROM lowered l ANTI JOIN reread r ON {_on(spec, 'l', 'r')}
+                f"""INSERT INTO b_la SELECT {_keys(spec, "l")}, $t::TIMESTAMP, $t::TIMESTAMP, $f::VARCHAR
+                FROM lowered l ANTI JOIN reread r ON {_on(spec, "l", "r")}
                 WHERE l._new < $t AND (l._old IS NULL OR $t <= l._old)""",
                 {"t": extracted_at, "f": file},
             )
             if load_type == "keys":  # holding the key ends a run of absences
                 self.sql(
-                    f"""INSERT INTO b_lp SELECT {_keys(spec, 'l')}, $t::TIMESTAMP, $t::TIMESTAMP, $f::VARCHAR
-                    FROM lowered l SEMI JOIN reread r ON {_on(spec, 'l', 'r')}
+                    f"""INSERT INTO b_lp SELECT {_keys(spec, "l")}, $t::TIMESTAMP, $t::TIMESTAMP, $f::VARCHAR
+                    FROM lowered l SEMI JOIN reread r ON {_on(spec, "l", "r")}
                     WHERE l._new < $t AND (l._old IS NULL OR $t <= l._old)""",
                     {"t": extracted_at, "f": file},
                 )
@@ -383,11 +392,15 @@ class _Steps:
         spec, k = self.spec, self.k
         # One data extract holds each version once (its rows are distinct): nothing to pick from.
         several = sum(e.load_type != "keys" for e in self.extracts) > 1
-        first = f"QUALIFY row_number() OVER (PARTITION BY {_keys(spec, 'b')}, b._hash ORDER BY b._t, b._file) = 1" if several else ""
+        first = (
+            f"QUALIFY row_number() OVER (PARTITION BY {_keys(spec, 'b')}, b._hash ORDER BY b._t, b._file) = 1"
+            if several
+            else ""
+        )
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE newv AS
             SELECT b.* FROM b_v b
-            ANTI JOIN (SELECT {k}, _hash, _t FROM state_version) s ON {_on(spec, 's', 'b', ['_hash'])} AND s._t <= b._t
+            ANTI JOIN (SELECT {k}, _hash, _t FROM state_version) s ON {_on(spec, "s", "b", ["_hash"])} AND s._t <= b._t
             {first}"""
         )
 
@@ -399,7 +412,10 @@ class _Steps:
         k = self.k
         # Re-read files (``_reread``) are facts about an applied extract: they override what a run
         # claimed for it (a run of a key not seen yet may cover keys extracts that missed it).
-        absent, present = "'absent' AS _type, NULL::TIMESTAMP AS _m, NULL::BIGINT AS _hash", "'present', NULL::TIMESTAMP, NULL::BIGINT"
+        absent, present = (
+            "'absent' AS _type, NULL::TIMESTAMP AS _m, NULL::BIGINT AS _hash",
+            "'present', NULL::TIMESTAMP, NULL::BIGINT",
+        )
         parts = [
             f"SELECT {k}, _t, _file, {absent}, false AS _reread FROM b_a",
             f"SELECT {k}, _t, _file, {absent}, true FROM b_la",
@@ -430,13 +446,13 @@ class _Steps:
         self.sql(f"CREATE OR REPLACE TEMP TABLE x_keys AS SELECT {k} FROM b_la UNION ALL SELECT {k} FROM b_lp")
         if old_max is not None:
             self.sql(
-                f"""INSERT INTO x_keys SELECT {_keys(spec, 'c')} FROM (SELECT * FROM b_cg WHERE _t <= $max) c
-                ASOF LEFT JOIN marks_g g ON {_on(spec, 'c', 'g')} AND c._t > g._t
-                WHERE NOT {_compatible('c', 'g')}""",
+                f"""INSERT INTO x_keys SELECT {_keys(spec, "c")} FROM (SELECT * FROM b_cg WHERE _t <= $max) c
+                ASOF LEFT JOIN marks_g g ON {_on(spec, "c", "g")} AND c._t > g._t
+                WHERE NOT {_compatible("c", "g")}""",
                 {"max": old_max},
             )
         self.sql(f"CREATE OR REPLACE TEMP TABLE x_keys AS SELECT DISTINCT {k} FROM x_keys")
-        self.sql(f"CREATE OR REPLACE TEMP TABLE x_marks AS SELECT * FROM b_c WHERE false")
+        self.sql("CREATE OR REPLACE TEMP TABLE x_marks AS SELECT * FROM b_c WHERE false")
         (count,) = self.con.execute("SELECT count(*) FROM x_keys").fetchall()[0]
         if not count:
             return
@@ -444,14 +460,14 @@ class _Steps:
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE x_seq AS
             SELECT * FROM (
-                SELECT {_keys(spec, 'm')}, e._t, e._file,
+                SELECT {_keys(spec, "m")}, e._t, e._file,
                        CASE WHEN m._load_type = 'sighting' AND e._load_type = 'keys' THEN 'present' ELSE m._load_type END AS _type,
                        CASE WHEN e._load_type = 'full' THEN m._m END AS _m, CASE WHEN e._load_type = 'full' THEN m._hash END AS _hash,
                        false AS _reread
-                FROM {_spans('marks_old', 'x_keys', spec)} m
+                FROM {_spans("marks_old", "x_keys", spec)} m
                 JOIN old_extracts e ON e._t >= m._t AND (m._next IS NULL OR e._t < m._next)
                     AND (m._load_type = 'absent' OR (m._load_type = 'sighting') OR e._load_type = 'keys')
-                UNION ALL SELECT c.* FROM b_c c SEMI JOIN x_keys x ON {_on(spec, 'c', 'x')})
+                UNION ALL SELECT c.* FROM b_c c SEMI JOIN x_keys x ON {_on(spec, "c", "x")})
             QUALIFY rank() OVER (PARTITION BY {k}, _t ORDER BY {_TYPE_RANK}) = 1"""
         )
         self.sql(_groups_sql("x_g", "x_seq", k))
@@ -472,13 +488,13 @@ class _Steps:
         # A run that continues a run of versions through keys extracts has no row of its own.
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE x_marks AS
-            SELECT DISTINCT s.* FROM x_seq s SEMI JOIN x_runs r ON {_on(spec, 's', 'r', ['_t'])}"""
+            SELECT DISTINCT s.* FROM x_seq s SEMI JOIN x_runs r ON {_on(spec, "s", "r", ["_t"])}"""
         )
 
     def append_marks(self) -> None:
         """``new_marks``: for the other keys, a mark wherever the batch shows a content that differs
         from the run in effect before it (the batch's instants in time order)."""
-        spec, k = self.spec, self.k
+        spec = self.spec
         self.sql("CREATE OR REPLACE TEMP TABLE new_marks AS SELECT * FROM x_marks")
         instants = [r[0] for r in self.con.execute("SELECT DISTINCT _t FROM b_cg ORDER BY _t").fetchall()]
         for instant in instants:
@@ -486,20 +502,20 @@ class _Steps:
                 continue  # before an applied extract: a change there made the key an x_key
             self.sql(
                 f"""CREATE OR REPLACE TEMP TABLE step AS
-                SELECT {_keys(spec, 'c')} FROM (SELECT * FROM b_cg WHERE _t = $t) c
-                ANTI JOIN x_keys x ON {_on(spec, 'c', 'x')}
-                ASOF LEFT JOIN marks_g g ON {_on(spec, 'c', 'g')} AND c._t > g._t
-                WHERE NOT {_compatible('c', 'g')}""",
+                SELECT {_keys(spec, "c")} FROM (SELECT * FROM b_cg WHERE _t = $t) c
+                ANTI JOIN x_keys x ON {_on(spec, "c", "x")}
+                ASOF LEFT JOIN marks_g g ON {_on(spec, "c", "g")} AND c._t > g._t
+                WHERE NOT {_compatible("c", "g")}""",
                 {"t": instant},
             )
             self.sql(
                 f"""INSERT INTO new_marks SELECT c.* FROM (SELECT * FROM b_c WHERE _t = $t) c
-                SEMI JOIN step s ON {_on(spec, 'c', 's')}""",
+                SEMI JOIN step s ON {_on(spec, "c", "s")}""",
                 {"t": instant},
             )
             self.sql(
                 f"""INSERT INTO marks_g SELECT g.* FROM (SELECT * FROM b_cg WHERE _t = $t) g
-                SEMI JOIN step s ON {_on(spec, 'g', 's')}""",
+                SEMI JOIN step s ON {_on(spec, "g", "s")}""",
                 {"t": instant},
             )
 
@@ -511,7 +527,7 @@ class _Steps:
         spec, k = self.spec, self.k
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE live_marks AS
-            SELECT m.* FROM marks_old m ANTI JOIN x_keys x ON {_on(spec, 'm', 'x')}
+            SELECT m.* FROM marks_old m ANTI JOIN x_keys x ON {_on(spec, "m", "x")}
             UNION ALL SELECT {k}, _t, _file, _type, _m, _hash FROM new_marks"""
         )
         self.sql(
@@ -524,7 +540,7 @@ class _Steps:
         # event of the key lies after the run's start: it deletes the key again after that.
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE live_absent AS SELECT m.* FROM live_marks m
-            SEMI JOIN (SELECT DISTINCT {k} FROM b_cg WHERE _type = 'absent') a ON {_on(spec, 'm', 'a')}"""
+            SEMI JOIN (SELECT DISTINCT {k} FROM b_cg WHERE _type = 'absent') a ON {_on(spec, "m", "a")}"""
         )
         self.sql(_groups_sql("live_g", "live_absent", k))
         self.sql(
@@ -536,15 +552,15 @@ class _Steps:
                     UNION ALL SELECT {k}, _t, _m FROM state_version UNION ALL SELECT {k}, _t, _m FROM newv) z
                 SEMI JOIN (SELECT {k} FROM b_cg WHERE _type = 'absent') a USING ({k})
                 GROUP BY ALL)
-            SELECT {_keys(spec, 'c')} FROM (SELECT * FROM b_cg WHERE _type = 'absent') c
-            ASOF JOIN live_g g ON {_on(spec, 'c', 'g')} AND c._t >= g._t
-            JOIN probe p ON {_on(spec, 'c', 'p')} AND p._p > g._t"""
+            SELECT {_keys(spec, "c")} FROM (SELECT * FROM b_cg WHERE _type = 'absent') c
+            ASOF JOIN live_g g ON {_on(spec, "c", "g")} AND c._t >= g._t
+            JOIN probe p ON {_on(spec, "c", "p")} AND p._p > g._t"""
         )
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE aff AS
             SELECT {k} FROM newv UNION SELECT {k} FROM new_marks UNION SELECT {k} FROM b_e UNION SELECT {k} FROM x_keys
             UNION SELECT {k} FROM absent_again
-            UNION SELECT {_keys(spec, 's')} FROM b_s s SEMI JOIN deleted d ON {_on(spec, 's', 'd')}"""
+            UNION SELECT {_keys(spec, "s")} FROM b_s s SEMI JOIN deleted d ON {_on(spec, "s", "d")}"""
         )
 
     def fold_inputs(self) -> None:
@@ -554,7 +570,7 @@ class _Steps:
         spec, k, cols = self.spec, self.k, self.cols
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE f_v AS
-            SELECT z.* FROM (SELECT {cols}, _m, _hash, _t, _file FROM state_version) z SEMI JOIN aff ON {_on(spec, 'z', 'aff')}
+            SELECT z.* FROM (SELECT {cols}, _m, _hash, _t, _file FROM state_version) z SEMI JOIN aff ON {_on(spec, "z", "aff")}
             UNION ALL SELECT * FROM newv"""
         )
         batch_rows = ", ".join(
@@ -567,23 +583,23 @@ class _Steps:
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE aff_runs AS
             SELECT r.*, d.{q(spec.keys[0])} IS NOT NULL AS _deleted
-            FROM {_spans('live_marks', 'aff', spec)} r LEFT JOIN deleted d ON {_on(spec, 'r', 'd')}"""
+            FROM {_spans("live_marks", "aff", spec)} r LEFT JOIN deleted d ON {_on(spec, "r", "d")}"""
         )
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE f_s AS
             SELECT z.* FROM (SELECT {k}, _m, _hash, _t, _file FROM state_sighting UNION ALL SELECT * FROM b_ds) z
-                SEMI JOIN aff ON {_on(spec, 'z', 'aff')}
+                SEMI JOIN aff ON {_on(spec, "z", "aff")}
             UNION ALL SELECT {k}, _m, _hash, _t, _file FROM aff_runs
                 WHERE _load_type = 'sighting' AND _m IS NOT NULL AND NOT _deleted
-            UNION ALL SELECT {_keys(spec, 'r')}, coalesce(r._m, e._t), r._hash, e._t, e._file FROM aff_runs r
+            UNION ALL SELECT {_keys(spec, "r")}, coalesce(r._m, e._t), r._hash, e._t, e._file FROM aff_runs r
                 JOIN all_extracts e ON e._load_type = 'full' AND e._t >= r._t AND (r._next IS NULL OR e._t < r._next)
                 WHERE r._load_type = 'sighting' AND (r._m IS NULL OR r._deleted)"""
         )
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE f_d AS
             SELECT z.*, 'event' AS _kind FROM (SELECT {k}, _m, _t, _file FROM state_event UNION ALL SELECT * FROM b_e) z
-                SEMI JOIN aff ON {_on(spec, 'z', 'aff')}
-            UNION ALL SELECT {_keys(spec, 'r')}, e._t, e._t, e._file, 'absent' FROM aff_runs r
+                SEMI JOIN aff ON {_on(spec, "z", "aff")}
+            UNION ALL SELECT {_keys(spec, "r")}, e._t, e._t, e._file, 'absent' FROM aff_runs r
                 JOIN all_extracts e ON e._t >= r._t AND (r._next IS NULL OR e._t < r._next)
                 WHERE r._load_type = 'absent'"""
         )
@@ -612,10 +628,26 @@ class _Steps:
         new_state = new_state.append_column("_gen", pa.array([self.generation] * new_state.num_rows, pa.int64()))
         new_state = new_state.select(list(spec.columns) + list(STATE_COLUMNS))
         affected = con.sql("SELECT * FROM aff").to_arrow_table()
-        (batch_keys,) = con.execute(f"SELECT count(*) FROM (SELECT {k} FROM bfirst UNION SELECT {k} FROM b_e)").fetchall()[0]
+        (batch_keys,) = con.execute(
+            f"SELECT count(*) FROM (SELECT {k} FROM bfirst UNION SELECT {k} FROM b_e)"
+        ).fetchall()[0]
         # The connection may live on (the loader diffs on it): free the batch's big temp tables.
         big = [f"{n}_all" for n, e in zip(self.names, self.extracts, strict=True) if e.load_type != "keys"]
-        for table in big + ["b_ds", "known", "bfirst", "newv", "f_v", "f_s", "fv", "b_c", "b_cg", "marks_g", "marks_old", "live_marks", "b_a"]:
+        for table in big + [
+            "b_ds",
+            "known",
+            "bfirst",
+            "newv",
+            "f_v",
+            "f_s",
+            "fv",
+            "b_c",
+            "b_cg",
+            "marks_g",
+            "marks_old",
+            "live_marks",
+            "b_a",
+        ]:
             con.execute(f"DROP TABLE IF EXISTS {table}")
         return Plan(new_state=new_state, history=history, affected=affected, batch_keys=batch_keys)
 
@@ -628,7 +660,9 @@ def _groups_sql(target: str, source: str, keys: str) -> str:
     type_col = "_load_type" if source in ("marks_old", "live_absent") else "_type"
     return f"""CREATE OR REPLACE TEMP TABLE {target} AS
     SELECT {keys}, _t, any_value({type_col}) AS _type,
-           CASE WHEN count(_hash) = 1 THEN min(_hash) ELSE (hash(count(_hash), min(_hash), max(_hash), bit_xor(_hash)) & 9223372036854775807)::BIGINT END AS _cid
+           CASE WHEN count(_hash) = 1 THEN min(_hash)
+                ELSE (hash(count(_hash), min(_hash), max(_hash), bit_xor(_hash)) & 9223372036854775807)::BIGINT
+           END AS _cid
     FROM {source} GROUP BY ALL"""
 
 
@@ -642,10 +676,10 @@ def _compatible(c: str, g: str) -> str:
 def _spans(marks: str, keys: str, spec: HistorySpec) -> str:
     """The runs of the keys in ``keys``: each mark row with ``_next``, the key's next mark instant."""
     k = _keys(spec)
-    return f"""(SELECT m.*, n._next FROM (SELECT m.* FROM {marks} m SEMI JOIN {keys} s ON {_on(spec, 'm', 's')}) m
+    return f"""(SELECT m.*, n._next FROM (SELECT m.* FROM {marks} m SEMI JOIN {keys} s ON {_on(spec, "m", "s")}) m
         JOIN (SELECT {k}, _t, lead(_t) OVER (PARTITION BY {k} ORDER BY _t) AS _next
               FROM (SELECT DISTINCT {k}, _t FROM {marks} SEMI JOIN {keys} USING ({k}))) n
-        ON {_on(spec, 'm', 'n', ['_t'])})"""
+        ON {_on(spec, "m", "n", ["_t"])})"""
 
 
 def _refuse_old_state(columns: set[str]) -> None:
@@ -677,22 +711,22 @@ def fold(con: duckdb.DuckDBPyConnection, spec: HistorySpec, versions: str, sight
     simple = f"""
     SELECT {data}, v._file AS lh_source_file, false AS lh_is_deleted, v._m AS lh_valid_from,
            {OPEN_END_SQL} AS lh_valid_to, true AS lh_is_current
-    FROM fv v SEMI JOIN fold_simple fk ON {_on(spec, 'v', 'fk')}"""
+    FROM fv v SEMI JOIN fold_simple fk ON {_on(spec, "v", "fk")}"""
     sql = f"""
     WITH
-    cv AS (SELECT v.* FROM fv v ANTI JOIN fold_simple fk ON {_on(spec, 'v', 'fk')}),
-    cs AS (SELECT s.* FROM {sightings} s ANTI JOIN fold_simple fk ON {_on(spec, 's', 'fk')}),
+    cv AS (SELECT v.* FROM fv v ANTI JOIN fold_simple fk ON {_on(spec, "v", "fk")}),
+    cs AS (SELECT s.* FROM {sightings} s ANTI JOIN fold_simple fk ON {_on(spec, "s", "fk")}),
     fs AS (SELECT {k}, min(_t) AS _first FROM cv GROUP BY ALL),
     same_t AS (SELECT DISTINCT {k}, _t FROM cs),
     de AS (
-        SELECT {_keys(spec, 'd')}, d._m AS _d, d._t AS _tobs, d._file
-        FROM {deletions} d JOIN fs ON {_on(spec, 'd', 'fs')}
-        ANTI JOIN same_t st ON {_on(spec, 'd', 'st')} AND st._t = d._t AND d._kind = 'absent'
+        SELECT {_keys(spec, "d")}, d._m AS _d, d._t AS _tobs, d._file
+        FROM {deletions} d JOIN fs ON {_on(spec, "d", "fs")}
+        ANTI JOIN same_t st ON {_on(spec, "d", "st")} AND st._t = d._t AND d._kind = 'absent'
         WHERE d._kind = 'event' OR fs._first < d._t
     ),
     se AS (
-        SELECT {_keys(spec, 's')}, s._m, s._hash, s._t, s._file, max(x._d) AS _ld
-        FROM cs s LEFT JOIN de x ON {_on(spec, 'x', 's')} AND x._tobs < s._t
+        SELECT {_keys(spec, "s")}, s._m, s._hash, s._t, s._file, max(x._d) AS _ld
+        FROM cs s LEFT JOIN de x ON {_on(spec, "x", "s")} AND x._tobs < s._t
         GROUP BY ALL
     ),
     re AS (
@@ -721,8 +755,8 @@ def fold(con: duckdb.DuckDBPyConnection, spec: HistorySpec, versions: str, sight
         FROM ev1k WINDOW w AS (PARTITION BY {k} ORDER BY _eff ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
     ),
     ev3 AS (
-        SELECT {_keys(spec, 'e')}, e._eff, e._del, e._file, e._cm, e._ch, {state_hash} AS _state
-        FROM ev2 e JOIN cv v ON {_on(spec, 'v', 'e')} AND v._hash = e._ch
+        SELECT {_keys(spec, "e")}, e._eff, e._del, e._file, e._cm, e._ch, {state_hash} AS _state
+        FROM ev2 e JOIN cv v ON {_on(spec, "v", "e")} AND v._hash = e._ch
     ),
     ev4 AS (
         SELECT *, CASE WHEN _state IS NOT DISTINCT FROM lag(_state) OVER (PARTITION BY {k} ORDER BY _eff) THEN 0 ELSE 1 END AS _new
@@ -742,7 +776,7 @@ def fold(con: duckdb.DuckDBPyConnection, spec: HistorySpec, versions: str, sight
     SELECT {data}, h._src AS lh_source_file, h._deleted AS lh_is_deleted, h._from AS lh_valid_from,
            coalesce(h._next - INTERVAL 1 MICROSECOND, {OPEN_END_SQL}) AS lh_valid_to,
            h._next IS NULL AS lh_is_current
-    FROM hist h JOIN cv v ON {_on(spec, 'v', 'h')} AND v._hash = h._ph
+    FROM hist h JOIN cv v ON {_on(spec, "v", "h")} AND v._hash = h._ph
     UNION ALL
     {simple}
     """
@@ -769,7 +803,9 @@ def reference_history(extracts: Sequence[Extract], spec: HistorySpec) -> pa.Tabl
         steps.batch_absences()
         steps.new_versions()
         con.execute("CREATE OR REPLACE TEMP TABLE r_s AS SELECT * EXCLUDE (_mt) FROM b_s")
-        con.execute("CREATE OR REPLACE TEMP TABLE r_d AS SELECT *, 'absent' AS _kind FROM b_a UNION ALL SELECT *, 'event' FROM b_e")
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE r_d AS SELECT *, 'absent' AS _kind FROM b_a UNION ALL SELECT *, 'event' FROM b_e"
+        )
         return fold(con, spec, "newv", "r_s", "r_d")
     finally:
         con.close()

@@ -343,11 +343,15 @@ def _diff(con, table: BaseTable, spec: HistorySpec, rows: pa.Table, affected: pa
     else:
         cols = ", ".join(q(c) for c in out_columns if c not in ("lh_created_date", "lh_modified_date"))
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE o_rows AS SELECT {cols}, NULL::TIMESTAMP AS lh_created_date, NULL::TIMESTAMP AS lh_modified_date FROM n_rows WHERE false"
+            f"CREATE OR REPLACE TEMP TABLE o_rows AS SELECT {cols}, NULL::TIMESTAMP AS lh_created_date, "
+            "NULL::TIMESTAMP AS lh_modified_date FROM n_rows WHERE false"
         )
     join = " AND ".join(f"n.{q(c)} = o.{q(c)}" for c in match)
     differs = " OR ".join(f"n.{q(c)} IS DISTINCT FROM o.{q(c)}" for c in compare)
-    n_cols = ", ".join(f"n.{q(c)}" for c in list(spec.columns) + ["lh_source_file", "lh_is_deleted"] + (list(SCD2_COLUMNS) if scd2 else []))
+    n_cols = ", ".join(
+        f"n.{q(c)}"
+        for c in list(spec.columns) + ["lh_source_file", "lh_is_deleted"] + (list(SCD2_COLUMNS) if scd2 else [])
+    )
     params = {"now": now}
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE changes AS
@@ -364,10 +368,12 @@ def _diff(con, table: BaseTable, spec: HistorySpec, rows: pa.Table, affected: pa
     cur_n = "lh_is_current" if scd2 else "true"
     (soft_deleted,) = con.execute(
         f"""SELECT count(*) FROM (SELECT * FROM n_rows WHERE {cur_n} AND lh_is_deleted) n
-        ANTI JOIN (SELECT * FROM o_rows WHERE {cur_n} AND lh_is_deleted) o ON {' AND '.join(f'n.{q(k)} = o.{q(k)}' for k in spec.keys)}"""
+        ANTI JOIN (SELECT * FROM o_rows WHERE {cur_n} AND lh_is_deleted) o ON {" AND ".join(f"n.{q(k)} = o.{q(k)}" for k in spec.keys)}"""
     ).fetchall()[0]
     counts = dict(con.execute("SELECT _action, count(*) FROM changes GROUP BY ALL").fetchall())
-    (changed_keys,) = con.execute(f"SELECT count(*) FROM (SELECT DISTINCT {', '.join(q(k) for k in spec.keys)} FROM changes)").fetchall()[0]
+    (changed_keys,) = con.execute(
+        f"SELECT count(*) FROM (SELECT DISTINCT {', '.join(q(k) for k in spec.keys)} FROM changes)"
+    ).fetchall()[0]
     source = con.sql(f"SELECT {', '.join(q(c) for c in out_columns)}, _action FROM changes").to_arrow_table()
     inserted = counts.get("insert", 0)
     updated = counts.get("update", 0)
@@ -396,7 +402,9 @@ TABLE_CONFIG = {"delta.checkpointInterval": "10"}
 MAX_RANGES = 16
 
 
-def _commit_keyed(table: BaseTable, data_dir: Path, source: pa.Table, target: DeltaTable | None, schema: pa.Schema, now) -> None:
+def _commit_keyed(
+    table: BaseTable, data_dir: Path, source: pa.Table, target: DeltaTable | None, schema: pa.Schema, now
+) -> None:
     path = str(table_path(data_dir, table))
     columns = [c for c in source.column_names if c != "_action"]
     scd2 = table.write_behaviour == "scd2"
@@ -455,7 +463,13 @@ def _rewrite_ranges(target: DeltaTable, source: pa.Table, columns: list[str], ma
         ).to_arrow_table()
     finally:
         con.close()
-    write_deltalake(target, data.cast(pa.schema([source.schema.field(c) for c in columns])), mode="overwrite", predicate=condition, target_file_size=FILE_SIZE)
+    write_deltalake(
+        target,
+        data.cast(pa.schema([source.schema.field(c) for c in columns])),
+        mode="overwrite",
+        predicate=condition,
+        target_file_size=FILE_SIZE,
+    )
 
 
 def _key_ranges(source: pa.Table, keys: list[str], alias: str | None = "t") -> list[str]:
@@ -471,7 +485,7 @@ def _key_ranges(source: pa.Table, keys: list[str], alias: str | None = "t") -> l
         values = np.unique(column.to_numpy())
         if index == 0 and len(values) > 1:
             gaps = np.diff(values)
-            cut = np.sort(np.argsort(gaps, kind="stable")[-(MAX_RANGES - 1):])
+            cut = np.sort(np.argsort(gaps, kind="stable")[-(MAX_RANGES - 1) :])
             cut = cut[gaps[cut] > 1]
             starts = np.concatenate(([values[0]], values[cut + 1]))
             ends = np.concatenate((values[cut], [values[-1]]))
@@ -538,7 +552,8 @@ def _latest_per_key(rows: pa.Table, table: BaseTable) -> pa.Table:
         con.register("batch", rows)
         keys = ", ".join(q(k) for k in table.business_keys)
         return con.sql(
-            f"SELECT * FROM batch QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {q(table.modify_date_column)} DESC NULLS LAST, lh_source_file DESC) = 1"
+            f"SELECT * FROM batch QUALIFY row_number() OVER (PARTITION BY {keys} "
+            f"ORDER BY {q(table.modify_date_column)} DESC NULLS LAST, lh_source_file DESC) = 1"
         ).to_arrow_table()
     finally:
         con.close()

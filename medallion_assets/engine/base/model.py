@@ -24,7 +24,13 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from medallion_assets.engine.metadata import MetadataError, StrictModel, describe_validation_error, metadata_root, read_yaml
+from medallion_assets.engine.metadata import (
+    MetadataError,
+    StrictModel,
+    describe_validation_error,
+    metadata_root,
+    read_yaml,
+)
 from medallion_assets.engine.paths import is_valid_name
 from medallion_assets.engine.policies import RetrySettings
 

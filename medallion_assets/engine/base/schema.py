@@ -89,7 +89,9 @@ def widens(source: pa.DataType, target: pa.DataType) -> bool:
         if pa.types.is_floating(target):
             return True
         if pa.types.is_decimal(target):
-            return target.precision - target.scale >= (3 if source.bit_width <= 8 else 5 if source.bit_width <= 16 else 10 if source.bit_width <= 32 else 19)
+            return target.precision - target.scale >= (
+                3 if source.bit_width <= 8 else 5 if source.bit_width <= 16 else 10 if source.bit_width <= 32 else 19
+            )
         return False
     if pa.types.is_floating(source):
         return pa.types.is_floating(target) and target.bit_width >= source.bit_width
@@ -129,7 +131,9 @@ def align(table: pa.Table, target: pa.Schema | None, *, text_format: bool, where
         if field.name in table.column_names:
             column = table.column(field.name)
             if column.type != field.type:
-                if not (widens(column.type, field.type) or (text_format and _castable_from_text(column.type, field.type))):
+                if not (
+                    widens(column.type, field.type) or (text_format and _castable_from_text(column.type, field.type))
+                ):
                     raise SchemaError(
                         f"{where}: column {field.name!r} changed type from {field.type} (stored) to {column.type}; "
                         "this is not a widening change. Fix the source or set recreate: true to rebuild the table."
@@ -137,7 +141,9 @@ def align(table: pa.Table, target: pa.Schema | None, *, text_format: bool, where
                 try:
                     column = column.cast(field.type, safe=True)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                    raise SchemaError(f"{where}: column {field.name!r}: a value does not fit the stored type {field.type}: {exc}") from None
+                    raise SchemaError(
+                        f"{where}: column {field.name!r}: a value does not fit the stored type {field.type}: {exc}"
+                    ) from None
         else:
             column = pa.nulls(table.num_rows, field.type)
         columns.append(column)

@@ -11,13 +11,12 @@ order so a rerun on the same input produces the same ids. ``-1`` is the unknown 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import re
 
 import duckdb
 import pyarrow as pa
@@ -197,7 +196,7 @@ def merge_scd1(
         bk, idc = q(business_key), q(id_column)
         attrs = [c for c in columns if c != business_key]
         diff = " OR ".join(f"i.{q(c)} IS DISTINCT FROM {proj(c)}" for c in attrs) or "false"
-        _execute(con, 
+        _execute(con,
             f"""CREATE TEMP TABLE j AS
             SELECT i.*, e.{idc} AS __id, e.lh_created_date AS __created, e.lh_modified_date AS __modified,
                    CASE WHEN e.{idc} IS NULL THEN 'new'
@@ -209,7 +208,7 @@ def merge_scd1(
         ex_cols = ", ".join(f"{proj(c)} AS {q(c)}" for c in columns)
         gone = f"($full AND e.{idc} <> -1 AND NOT e.lh_is_deleted AND NOT e.lh_is_inferred)"
         params = {"now": now, "full": full_load, "max_id": max_id}
-        result = _arrow(con, 
+        result = _arrow(con,
             f"""
             SELECT CASE WHEN __action = 'new'
                         THEN CAST($max_id AS BIGINT) + row_number() OVER (PARTITION BY __action = 'new' ORDER BY {bk})
@@ -225,7 +224,7 @@ def merge_scd1(
             ORDER BY 1""",
             params,
         )
-        counts = _execute(con, 
+        counts = _execute(con,
             f"""SELECT count_if(__action = 'new'), count_if(__action = 'change'),
                        (SELECT count(*) FROM ex e WHERE {gone} AND NOT EXISTS (SELECT 1 FROM j WHERE j.__id = e.{idc}))
                 FROM j""",
@@ -267,7 +266,7 @@ def merge_scd2(
         diff = " OR ".join(f"i.{q(c)} IS DISTINCT FROM {proj(c)}" for c in attrs) or "false"
         candidate = f"coalesce(CAST(i.{q(valid_from_column)} AS TIMESTAMP), $now)" if valid_from_column else "$now"
         params = {"now": now, "full": full_load, "max_id": max_id, "first": first_valid_from, "high": HIGH_DATE}
-        _execute(con, 
+        _execute(con,
             f"""CREATE TEMP TABLE j AS
             SELECT i.*, e.{idc} AS __oid, e.lh_valid_from AS __ovf, e.lh_created_date AS __ocreated,
                    CASE WHEN e.{idc} IS NULL THEN 'new'
@@ -278,13 +277,13 @@ def merge_scd2(
             FROM inc i LEFT JOIN ex e ON e.{idc} <> -1 AND e.lh_is_current AND i.{bk} = {proj(business_key)}""",
             params,
         )
-        _execute(con, 
+        _execute(con,
             f"""CREATE TEMP TABLE gone AS SELECT e.* FROM ex e
             WHERE $full AND e.{idc} <> -1 AND e.lh_is_current AND NOT e.lh_is_deleted AND NOT e.lh_is_inferred
               AND NOT EXISTS (SELECT 1 FROM inc i WHERE i.{bk} = {proj(business_key)})""",
             params,
         )
-        _execute(con, 
+        _execute(con,
             f"""CREATE TEMP TABLE closes AS
             SELECT __oid AS id, greatest(__cvf, __ovf + INTERVAL 1 MICROSECOND) AS new_vf FROM j WHERE __action = 'change'
             UNION ALL
@@ -294,7 +293,7 @@ def merge_scd2(
         cols = ", ".join(q(c) for c in columns)
         ex_cols = ", ".join(f"{proj(c)} AS {q(c)}" for c in columns)
         gone_cols = ", ".join(f"{proj(c, 'g')} AS {q(c)}" for c in columns)
-        result = _arrow(con, 
+        result = _arrow(con,
             f"""
             SELECT e.{idc}, {ex_cols}, e.lh_is_deleted, e.lh_is_inferred, e.lh_created_date,
                    CASE WHEN c.id IS NULL THEN e.lh_modified_date ELSE $now END AS lh_modified_date,

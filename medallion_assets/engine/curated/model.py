@@ -16,9 +16,9 @@ from pydantic import Field, field_validator, model_validator
 
 from medallion_assets.engine.curated.errors import CuratedError
 from medallion_assets.engine.curated.sql import TableRef, output_columns, parse_select
-from medallion_assets.engine.policies import RetrySettings
 from medallion_assets.engine.metadata import MetadataError, StrictModel, load_model, metadata_root
 from medallion_assets.engine.paths import is_valid_name
+from medallion_assets.engine.policies import RetrySettings
 
 MODEL_FILE = "model.yaml"
 CALENDAR = "calendar"

@@ -11,7 +11,7 @@ never on when the file is written, so writing a drop late or twice gives the sam
 from __future__ import annotations
 
 import os
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -114,7 +114,7 @@ def write_budget_drops(drop_folder: Path, db_path: Path, *, days: list[date]) ->
         final = drop_folder / budget_file_name(day)
         if final.exists():
             continue
-        dropped_at = datetime(day.year, day.month, day.day, DROP_HOUR_UTC, tzinfo=timezone.utc).timestamp()
+        dropped_at = datetime(day.year, day.month, day.day, DROP_HOUR_UTC, tzinfo=UTC).timestamp()
         with atomic_path(final) as temp:
             pacsv.write_csv(budget_table(state, day), temp)
             os.utime(temp, (dropped_at, dropped_at))  # the rename keeps it: the file appears with its drop time

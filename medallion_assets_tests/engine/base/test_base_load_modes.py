@@ -68,19 +68,38 @@ def test_incompatible_type_change_is_an_error_and_the_table_is_untouched(tmp_pat
 def test_quality_rules_quarantine_rows_and_translations_normalise_names(tmp_path, land):
     from medallion_assets.engine.base.model import BaseTable
 
-    raw = pa.table({"CustomerID": pa.array([1, 2, 3], pa.int64()), "Seg": ["a", "zz", None], "Modified At": pa.array([datetime(2026, 1, 1)] * 3, pa.timestamp("us"))})
+    raw = pa.table(
+        {
+            "CustomerID": pa.array([1, 2, 3], pa.int64()),
+            "Seg": ["a", "zz", None],
+            "Modified At": pa.array([datetime(2026, 1, 1)] * 3, pa.timestamp("us")),
+        }
+    )
     land(D1, "full", raw)
-    table = BaseTable.model_validate({
-        "object": "customer", "source": "erp", "name": "erp_customer", "landing": [{"source": "erp", "object": "customer"}],
-        "format": "csv", "write_behaviour": "scd1", "business_keys": ["customer_id"], "modify_date_column": "modified_at",
-        "translations": {"Seg": "segment"},
-        "quality_rules": [{"name": "segment_known", "column": "segment", "not_null": True, "allowed_values": ["a", "b"]}],
-    })
+    table = BaseTable.model_validate(
+        {
+            "object": "customer",
+            "source": "erp",
+            "name": "erp_customer",
+            "landing": [{"source": "erp", "object": "customer"}],
+            "format": "csv",
+            "write_behaviour": "scd1",
+            "business_keys": ["customer_id"],
+            "modify_date_column": "modified_at",
+            "translations": {"Seg": "segment"},
+            "quality_rules": [
+                {"name": "segment_known", "column": "segment", "not_null": True, "allowed_values": ["a", "b"]}
+            ],
+        }
+    )
     result = load_partition(table, tmp_path, D1)
     assert result.quarantined == 2 and result.inserted == 1
     assert rows(tmp_path / "base/erp_customer").column_names[:3] == ["customer_id", "segment", "modified_at"]
     kept = rows(quarantine_path(tmp_path, table)).sort_by("customer_id").to_pylist()
-    assert [(r["customer_id"], r["lh_quarantine_rules"], r["lh_is_quarantined"]) for r in kept] == [(2, "segment_known", True), (3, "segment_known", True)]
+    assert [(r["customer_id"], r["lh_quarantine_rules"], r["lh_is_quarantined"]) for r in kept] == [
+        (2, "segment_known", True),
+        (3, "segment_known", True),
+    ]
     load_partition(table, tmp_path, D1)  # a rerun does not double the quarantine
     assert rows(quarantine_path(tmp_path, table)).num_rows == 2
 
@@ -97,5 +116,7 @@ def test_custom_transformation_and_missing_key_error(tmp_path, land, h):
     load_partition(table, tmp_path, D1)
     assert h.read_base(tmp_path)[0]["segment"] == "A"
     land(D2, "delta", h.customers((2, "b", "Y", datetime(2026, 1, 2, 9))).drop_columns(["customer_id"]))
-    with pytest.raises(ValueError, match=r"customer_delta_20260102T220000\.csv.*business key column 'customer_id' is missing"):
+    with pytest.raises(
+        ValueError, match=r"customer_delta_20260102T220000\.csv.*business key column 'customer_id' is missing"
+    ):
         load_partition(table, tmp_path, D2)

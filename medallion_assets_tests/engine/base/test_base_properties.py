@@ -18,7 +18,12 @@ from medallion_assets.engine.base.invariants import scd2_violations
 from medallion_assets.engine.base.reader import Extract
 
 SCHEMA = pa.schema([("customer_id", pa.int64()), ("segment", pa.string()), ("city", pa.string()), ("modified_at", pa.timestamp("us"))])
-SPEC = HistorySpec(keys=("customer_id",), columns=tuple(SCHEMA.names), modify_date_column="modified_at", history_columns=("segment", "city"))
+SPEC = HistorySpec(
+    keys=("customer_id",),
+    columns=tuple(SCHEMA.names),
+    modify_date_column="modified_at",
+    history_columns=("segment", "city"),
+)
 START = date(2026, 1, 1)
 
 
@@ -84,11 +89,15 @@ class Incremental:
         self.files = files
 
     def apply(self, batch: list[Extract]) -> None:
-        applied = set(pc.filter(self.state.column("_file"), pc.equal(self.state.column("_kind"), "extract")).to_pylist())
+        applied = set(
+            pc.filter(self.state.column("_file"), pc.equal(self.state.column("_kind"), "extract")).to_pylist()
+        )
         new = [e for e in batch if e.file not in applied]
         if not new:
             return
-        result = plan(self.state, new, SPEC, schema=SCHEMA, reread_keys=lambda f: self.files[f].rows.select(["customer_id"]))
+        result = plan(
+            self.state, new, SPEC, schema=SCHEMA, reread_keys=lambda f: self.files[f].rows.select(["customer_id"])
+        )
         self.state = pa.concat_tables([self.state, result.new_state])
         touched = set(result.affected.column("customer_id").to_pylist())
         kept = [] if self.rows is None else [r for r in self.rows if r["customer_id"] not in touched]
@@ -111,7 +120,10 @@ def test_random_histories_keep_invariants_and_match_the_source(seed):
     rows = _sorted(history)
     for before, after in zip(rows, rows[1:], strict=False):
         if after["customer_id"] == before["customer_id"] and after["lh_is_deleted"]:
-            assert not before["lh_is_deleted"] and (after["segment"], after["city"]) == (before["segment"], before["city"])
+            assert not before["lh_is_deleted"] and (after["segment"], after["city"]) == (
+                before["segment"],
+                before["city"],
+            )
 
 
 @pytest.mark.parametrize("seed", [11, 12])
@@ -143,7 +155,9 @@ def test_partitions_in_any_order_through_delta(tmp_path, h):
 
     _, extracts = simulate(5, cases=40, days=5)
     for day, extract in extracts:
-        path = landing_file_path(tmp_path / "a", "erp", "customer", extract.load_type, day, extract.extracted_at, "parquet")
+        path = landing_file_path(
+            tmp_path / "a", "erp", "customer", extract.load_type, day, extract.extracted_at, "parquet"
+        )
         write_table_file(extract.rows, path, "parquet")
     days = sorted({d for d, _ in extracts})
     table = h.make_table(format="parquet", read_options={}, history_columns=["segment", "city"])

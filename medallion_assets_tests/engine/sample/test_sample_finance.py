@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,7 +31,7 @@ def _read(path: Path) -> list[dict[str, str]]:
 
 
 def _utc_0900(day: date) -> float:
-    return datetime(day.year, day.month, day.day, 9, tzinfo=timezone.utc).timestamp()
+    return datetime(day.year, day.month, day.day, 9, tzinfo=UTC).timestamp()
 
 
 def test_drops_on_the_first_day_and_the_first_of_each_month(source: Path, tmp_path: Path) -> None:
