@@ -48,6 +48,8 @@ def build_fact_checks(*, meta: FactMeta, asset_key: dg.AssetKey) -> TableChecks:
     """Every surrogate id of the fact or bridge exists in its dimension; few rows map to -1."""
     if not meta.spec.map_keys:
         return TableChecks()
+    # unknown_share_blocking: a share above the limit is an error that blocks downstream assets
+    blocking = meta.spec.unknown_share_blocking
     specs = [
         dg.AssetCheckSpec(
             name=DIMENSION_IDS_EXIST,
@@ -60,15 +62,20 @@ def build_fact_checks(*, meta: FactMeta, asset_key: dg.AssetKey) -> TableChecks:
             asset=asset_key,
             description=(
                 f"Share of rows mapped to -1 per key column at most {meta.spec.max_unknown_share:.0%} (see model.yaml)."
+                + (" Blocking: downstream assets wait until it passes." if blocking else "")
             ),
-            blocking=False,
+            blocking=blocking,
         ),
     ]
 
     def evaluate(data_dir: Path) -> list[dg.AssetCheckResult]:
         return [
             _result(check_fact_references(meta, data_dir), DIMENSION_IDS_EXIST),
-            _result(check_unknown_share(meta, data_dir), UNKNOWN_MEMBER_SHARE, dg.AssetCheckSeverity.WARN),
+            _result(
+                check_unknown_share(meta, data_dir),
+                UNKNOWN_MEMBER_SHARE,
+                dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
+            ),
         ]
 
     return TableChecks(specs=specs, evaluate=evaluate)

@@ -137,3 +137,38 @@ def test_a_deterministic_sql_error_runs_once_and_names_the_file(curated_base: Pa
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     description = failure.step_failure_data.user_failure_data.description
     assert "dim_thing.sql" in description and "no_such_column" in description
+
+
+@pytest.mark.parametrize("blocking", [False, True])
+def test_unknown_share_blocking_turns_a_breach_into_an_error_that_stops_the_run(
+    curated_base: Path, tmp_path: Path, blocking: bool
+) -> None:
+    """One of three order lines has a customer the dimension lacks: 33% unknown against a 5% limit."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model.yaml").write_text(
+        "calendar: {start: '2026-01-01', end: '2026-01-31'}\n"
+        "dimensions:\n  customer: {write_pattern: scd1}\n"
+        f"facts:\n  lines:\n    degenerate_keys: [order_line_key]\n    unknown_share_blocking: {str(blocking).lower()}\n"
+    )
+    (folder / "dim_customer.sql").write_text("SELECT customer_id AS customer_key, customer_name FROM base.erp_customer")
+    (folder / "fact_lines.sql").write_text(
+        "SELECT order_line_id AS order_line_key, customer_id AS customer_key,"
+        " CAST(strftime(order_date, '%Y%m%d') AS INTEGER) AS calendar_key, amount FROM base.erp_sales_order_line"
+    )
+    assets = _assets(build_curated_definitions(load_curated_model(folder)))
+    fact = next(a for a in assets if a.key.path[-1] == "fact_lines")
+    [spec] = [s for s in fact.check_specs if s.name == "unknown_member_share"]
+    assert spec.blocking is blocking
+    result = dg.materialize(
+        assets, resources={"lakehouse": LakehouseResource(data_dir=str(curated_base))}, raise_on_error=False
+    )
+    [evaluation] = [
+        e.asset_check_evaluation_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.asset_check_evaluation_data.check_name == "unknown_member_share"
+    ]
+    assert evaluation.passed is False
+    expected = dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN
+    assert evaluation.severity == expected
+    assert result.success is (not blocking)
