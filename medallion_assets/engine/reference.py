@@ -34,6 +34,7 @@ from medallion_assets.engine.sources import (
     DuckDBConnection,
     SourceObject,
     SourceSystem,
+    SqlDatabaseConnection,
 )
 
 REFERENCE = Path("docs") / "reference.md"
@@ -58,6 +59,7 @@ _MEANING: dict[tuple[type[BaseModel], str], str] = {
     (SourceObject, "read_options"): "how the files are written and read: csv `delimiter`, `header`, `quote_char`, `encoding`, `null_values`; parquet `compression`",
     (SourceObject, "include"): "`false` switches the object off, and with it every base table and curated entity that depends on it",
     (DuckDBConnection, "type"): "`duckdb`",
+    (SqlDatabaseConnection, "type"): "`sql_database`: any SQLAlchemy URL; PostgreSQL is read with ADBC, MariaDB/MySQL with PyMySQL, SQLite built in",
     (DropFolderConnection, "type"): "`drop_folder`: the source pushes files; each file that matches is landed as a full extract",
     (BaseFile, "source"): "the source system; must equal the file name (`base/<source>.yaml`)",
     (BaseFile, "description"): "shown in the UI",
