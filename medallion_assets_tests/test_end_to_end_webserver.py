@@ -49,7 +49,7 @@ def server_up(port: int) -> bool:
         return False
 
 
-SAMPLE = ["--days", "2", "--customers", "200", "--order-lines", "2000", "--seed", "11"]
+SAMPLE = ["--start-date", "2026-01-01", "--days", "2", "--customers", "200", "--order-lines", "2000", "--seed", "11"]
 DAYS = ("2026-01-01", "2026-01-02")
 
 

@@ -23,7 +23,7 @@ from medallion_assets_tests.test_end_to_end_webserver import comparable, run_to_
 
 pytestmark = pytest.mark.slow
 
-SAMPLE = ["--days", "2", "--customers", "200", "--order-lines", "2000", "--seed", "17"]
+SAMPLE = ["--start-date", "2026-01-01", "--days", "2", "--customers", "200", "--order-lines", "2000", "--seed", "17"]
 DAYS = ("2026-01-01", "2026-01-02")
 WORKERS = ("medallion_w1", "medallion_w2")
 WORKER_EVENT = "in celery worker"

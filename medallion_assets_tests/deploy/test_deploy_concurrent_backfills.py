@@ -16,7 +16,7 @@ from medallion_assets_tests.test_end_to_end_webserver import comparable, step_wi
 
 pytestmark = pytest.mark.slow
 
-SAMPLE = ["--days", "3", "--customers", "200", "--order-lines", "2000", "--seed", "13"]
+SAMPLE = ["--start-date", "2026-01-01", "--days", "3", "--customers", "200", "--order-lines", "2000", "--seed", "13"]
 DAYS = ("2026-01-01", "2026-01-02", "2026-01-03")
 BASE_TABLES = ("erp_customer", "erp_employee", "erp_sales_order_line", "erp_product", "finance_budget")
 
