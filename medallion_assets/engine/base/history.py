@@ -57,6 +57,8 @@ import pyarrow.compute as pc
 
 from medallion_assets.engine.base.reader import DELETE_FLAG, Extract
 from medallion_assets.engine.base.scan import connect
+from medallion_assets.engine.sqltext import quote_identifier as q
+from medallion_assets.engine.sqltext import string_literal, timestamp_literal
 
 OPEN_END = datetime(9999, 12, 31)
 OPEN_END_SQL = "TIMESTAMP '9999-12-31 00:00:00'"
@@ -64,15 +66,6 @@ KINDS = ("version", "sighting", "mark", "event", "extract")
 STATE_COLUMNS = ("_kind", "_m", "_t", "_hash", "_file", "_load_type", "_gen")
 HISTORY_COLUMNS = ("lh_source_file", "lh_is_deleted", "lh_valid_from", "lh_valid_to", "lh_is_current")
 PRESENCE = ("full", "keys")  # the load types that show every key of the source
-
-
-def q(name: str) -> str:
-    """A double-quoted identifier (names are validated snake_case before they get here)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)
@@ -166,7 +159,7 @@ def observe(con: duckdb.DuckDBPyConnection, extract: Extract, spec: HistorySpec,
     con.unregister(f"{name}_raw")
     # Views cannot take parameters: the extract's time and file go in as escaped literals.
     t = f"TIMESTAMP '{extract.extracted_at.isoformat(sep=' ')}'"
-    f = _literal(extract.file) + "::VARCHAR"
+    f = string_literal(extract.file) + "::VARCHAR"
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW {name}_v AS
         SELECT {cols}, _m, _hash, {t} AS _t, {f} AS _file FROM {name}_all WHERE NOT _del"""
@@ -423,7 +416,7 @@ class _Steps:
         ]
         for name, extract in zip(self.names, self.extracts, strict=True):
             t = f"TIMESTAMP '{extract.extracted_at.isoformat(sep=' ')}'"
-            f = _literal(extract.file)
+            f = string_literal(extract.file)
             if extract.load_type == "full":
                 parts.append(f"SELECT {k}, {t}, {f}, 'sighting', _mt, _hash, false FROM {name}_all WHERE NOT _del")
             elif extract.load_type == "keys":
@@ -574,7 +567,7 @@ class _Steps:
             UNION ALL SELECT * FROM newv"""
         )
         batch_rows = ", ".join(
-            f"(TIMESTAMP '{e.extracted_at.isoformat(sep=' ')}', {_literal(e.file)}, '{e.load_type}')"
+            f"({timestamp_literal(e.extracted_at)}, {string_literal(e.file)}, '{e.load_type}')"
             for e in self.extracts
             if e.load_type in PRESENCE
         )

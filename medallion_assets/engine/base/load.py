@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Schema, write_deltalake
 
 from medallion_assets.engine.base import history
-from medallion_assets.engine.base.history import HistorySpec, q
+from medallion_assets.engine.base.history import HistorySpec
 from medallion_assets.engine.base.model import BaseTable
 from medallion_assets.engine.base.reader import (
     DELETE_FLAG,
@@ -55,6 +55,8 @@ from medallion_assets.engine.base.schema import BaseLoadError, align, unify
 from medallion_assets.engine.conflicts import retry_on_commit_conflict
 from medallion_assets.engine.files import exclusive_lock
 from medallion_assets.engine.paths import inside, parse_landing_file
+from medallion_assets.engine.sqltext import quote_identifier as q
+from medallion_assets.engine.sqltext import string_literal
 
 EXTRACTED_AT_KEY = "medallion.extracted_at"
 SYSTEM_KEYED = ("lh_source_file", "lh_is_deleted", "lh_created_date", "lh_modified_date")
@@ -561,8 +563,8 @@ def _latest_per_key(rows: pa.Table, table: BaseTable) -> pa.Table:
 
 def _partition_predicate(table: BaseTable, partition_date: date) -> str:
     day = f"{partition_date.year:04d}/{partition_date.month:02d}/{partition_date.day:02d}"
-    # Names are validated snake_case and the date is formatted here, so the literals are safe.
-    return " OR ".join(f"lh_source_file LIKE 'landing/{ref.source}/{ref.object}/%/{day}/%'" for ref in table.landing)
+    patterns = (f"landing/{ref.source}/{ref.object}/%/{day}/%" for ref in table.landing)
+    return " OR ".join(f"lh_source_file LIKE {string_literal(pattern)}" for pattern in patterns)
 
 
 def _load_append(table, data_dir, partition_date, extracts, schema, target, result: LoadResult, now) -> None:
@@ -613,7 +615,7 @@ def _write_quarantine(table: BaseTable, data_dir: Path, extracts: list[Extract],
     existing = _open(path)
     if not parts and existing is None:
         return
-    predicate = "lh_source_file IN (" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + ")"
+    predicate = "lh_source_file IN (" + ", ".join(string_literal(f) for f in files) + ")"
     if parts:
         rows = unify(parts, f"table {table.name!r} quarantine")
         if existing is None:
