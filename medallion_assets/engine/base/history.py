@@ -64,7 +64,6 @@ OPEN_END = datetime(9999, 12, 31)
 OPEN_END_SQL = "TIMESTAMP '9999-12-31 00:00:00'"
 KINDS = ("version", "sighting", "mark", "event", "extract")
 STATE_COLUMNS = ("_kind", "_m", "_t", "_hash", "_file", "_load_type", "_gen")
-HISTORY_COLUMNS = ("lh_source_file", "lh_is_deleted", "lh_valid_from", "lh_valid_to", "lh_is_current")
 PRESENCE = ("full", "keys")  # the load types that show every key of the source
 
 
@@ -93,7 +92,7 @@ class Plan:
     """The outcome of adding a batch: observations to store, and the affected keys' history."""
 
     new_state: pa.Table  # rows to append to the observation table
-    history: pa.Table  # every version of every affected key (data columns + HISTORY_COLUMNS)
+    history: pa.Table  # every version of every affected key (data columns + lh_source_file, lh_is_deleted, lh_valid_from/to, lh_is_current)
     affected: pa.Table  # the affected keys
     batch_keys: int  # distinct keys carried by the batch's data rows
 

@@ -234,10 +234,6 @@ class BaseTable(StrictModel):
     def keyed(self) -> bool:
         return self.write_behaviour in KEYED
 
-    @property
-    def relative_path(self) -> str:
-        return f"base/{self.name}"
-
 
 class BaseFile(StrictModel):
     source: str

@@ -46,10 +46,6 @@ class KeyMapping:
     role: str | None
     target: str  # e.g. customer_id; calendar keys keep their name
 
-    @property
-    def is_calendar(self) -> bool:
-        return self.dimension == CALENDAR
-
 
 def resolve_key_columns(
     columns: list[str],

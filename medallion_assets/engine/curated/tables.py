@@ -33,10 +33,6 @@ def read_delta(path: Path) -> pa.Table | None:
     return DeltaTable(str(path)).to_pyarrow_table()
 
 
-def delta_version(path: Path) -> int | None:
-    return DeltaTable(str(path)).version() if is_delta_table(path) else None
-
-
 @contextlib.contextmanager
 def table_lock(data_dir: Path, table: str) -> Iterator[None]:
     """Serialise read-modify-write cycles on one curated table across processes.
