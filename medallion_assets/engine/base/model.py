@@ -31,6 +31,7 @@ from medallion_assets.engine.metadata import (
     metadata_root,
     read_yaml,
 )
+from medallion_assets.engine.paths import inside
 from medallion_assets.engine.policies import RetrySettings
 from medallion_assets.engine.sources import READ_OPTIONS
 from medallion_assets.engine.sqltext import check_name, is_snake_case
@@ -335,6 +336,25 @@ def load_base_tables(folder: Path | None = None, sources_folder: Path | None = N
     return tuple(tables)
 
 
+# --- where a table's files live under the data root ---------------------------------------
+
+
+def table_path(data_dir: Path, table: BaseTable) -> Path:
+    return inside(data_dir, f"base/{table.name}")
+
+
+def state_path(data_dir: Path, table: BaseTable) -> Path:
+    return inside(data_dir, f"base/_state/{table.name}")
+
+
+def quarantine_path(data_dir: Path, table: BaseTable) -> Path:
+    return inside(data_dir, f"base/_quarantine/{table.name}")
+
+
+def lock_path(data_dir: Path, table: BaseTable) -> Path:
+    return inside(data_dir, f"base/_locks/{table.name}.lock")
+
+
 __all__ = [
     "BaseFile",
     "BaseTable",
@@ -343,4 +363,8 @@ __all__ = [
     "QualityRule",
     "load_base_file",
     "load_base_tables",
+    "lock_path",
+    "quarantine_path",
+    "state_path",
+    "table_path",
 ]
