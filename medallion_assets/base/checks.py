@@ -11,6 +11,7 @@ from medallion_assets.common.observability import TableChecks
 from medallion_assets.engine.base.invariants import duplicate_keys, scd2_violations
 from medallion_assets.engine.base.load import quarantine_path, table_path
 from medallion_assets.engine.base.model import BaseTable
+from medallion_assets.engine.sqltext import quote_identifier
 
 KEYED_INVARIANTS = "keyed_invariants"
 KEYS_NOT_NULL = "keys_not_null"
@@ -74,7 +75,7 @@ def _keys_not_null(table: BaseTable, dataset) -> dg.AssetCheckResult:
     try:
         con.register("t", dataset)
         counts = {
-            key: con.execute(f'SELECT count(*) FROM t WHERE "{key}" IS NULL').fetchall()[0][0]
+            key: con.execute(f"SELECT count(*) FROM t WHERE {quote_identifier(key)} IS NULL").fetchall()[0][0]
             for key in table.business_keys
         }
     finally:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from medallion_assets.engine.paths import DATA_DIR_ENV, resolve_data_dir
+from medallion_assets.engine.paths import resolve_data_dir
 from medallion_assets.engine.sources import SourceSystem
 
 
@@ -23,9 +23,6 @@ class LakehouseResource(dg.ConfigurableResource):
     @property
     def root(self) -> Path:
         return resolve_data_dir(self.data_dir or None)
-
-    def describe(self) -> str:
-        return f"data root {self.root} (set {DATA_DIR_ENV} to change it)"
 
     def database_url(self, system: SourceSystem) -> str | None:
         """The SQL database URL of a source, read at run time through Dagster's ``EnvVar`` from

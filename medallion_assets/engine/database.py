@@ -27,6 +27,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from medallion_assets.engine.sqltext import quote_identifier
+
 DEFAULT_CHUNK_ROWS = 65_536
 
 # Driver messages that mean "try again later" rather than "this will never work".
@@ -271,10 +273,6 @@ def normalise_reader(reader: pa.RecordBatchReader, label: str) -> pa.RecordBatch
 # --- PostgreSQL through ADBC -----------------------------------------------------------------
 
 
-def _pg_quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 class _Backend:
     def close(self) -> None: ...
 
@@ -302,7 +300,7 @@ class _AdbcPostgres(_Backend):
             cursor.close()
 
     def read(self, extract: Extract) -> pa.RecordBatchReader:
-        sql, params = select_sql(extract, _pg_quote, "$1")
+        sql, params = select_sql(extract, quote_identifier, "$1")
         cursor = self._con.cursor()
         cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(16 << 20)})
         cursor.execute(sql, parameters=tuple(params) or None)

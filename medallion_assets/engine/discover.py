@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from medallion_assets.engine.database import SqlSource, UnsupportedColumnType, arrow_type_of
-from medallion_assets.engine.paths import is_valid_name
+from medallion_assets.engine.sqltext import is_snake_case
 
 # Timestamps named like the row's last change make good watermarks.
 _WATERMARK_NAME = re.compile(r"modif|updat|chang|last_?(mod|edit|write)|edited|_ts$|timestamp", re.IGNORECASE)
@@ -52,7 +52,7 @@ def discover_source(database: SqlSource, *, schema: str | None = None) -> list[D
 
 def _object_name(table: str) -> str:
     name = re.sub(r"[^0-9a-z_]+", "_", re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", table).lower()).strip("_")
-    return name if is_valid_name(name) else f"t_{name}"
+    return name if is_snake_case(name) else f"t_{name}"
 
 
 def starter_metadata(source: str, url_env: str, tables: list[DiscoveredTable]) -> tuple[str, str]:

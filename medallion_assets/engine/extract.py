@@ -37,6 +37,7 @@ from medallion_assets.engine.sources import (
     SourceSystem,
     SqlDatabaseConnection,
 )
+from medallion_assets.engine.sqltext import path_literal, quote_identifier
 
 
 class SourceUnavailable(SourceReadError):
@@ -102,14 +103,6 @@ def plan_load_types(
     if previous_watermark is None or (obj.full_every_days and days_in % obj.full_every_days == 0):
         return ["full"]
     return ["delta", "keys"] if obj.keys_extract else ["delta"]
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def _literal_path(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _open_database(data_dir: Path, system: SourceSystem) -> duckdb.DuckDBPyConnection:
@@ -343,15 +336,15 @@ def _extract_from_duckdb(
         extracted_at = _source_now(con, system)
         load_types = plan_load_types(obj, partition_date, partition_start, previous_watermark)
         result = _start_result(system, obj, partition_date, extracted_at)
-        table = _quote(obj.source_table)
-        columns = ", ".join(_quote(c) for c in obj.columns) if obj.columns else "*"
+        table = quote_identifier(obj.source_table)
+        columns = ", ".join(quote_identifier(c) for c in obj.columns) if obj.columns else "*"
         for load_type in load_types:
             where, params = "", []
             if load_type == "delta":
                 since = previous_watermark - timedelta(hours=obj.watermark_lookback_hours)
-                where, params = f" WHERE {_quote(obj.watermark_column)} > ?", [since]
+                where, params = f" WHERE {quote_identifier(obj.watermark_column)} > ?", [since]
             if load_type == "keys":
-                key_columns = ", ".join(_quote(c) for c in obj.primary_key)
+                key_columns = ", ".join(quote_identifier(c) for c in obj.primary_key)
                 query = f"SELECT DISTINCT {key_columns} FROM {table}"
             else:
                 query = f"SELECT {columns} FROM {table}{where}"
@@ -361,7 +354,7 @@ def _extract_from_duckdb(
             log(f"{system.source}.{obj.name}: {load_type} extract of {rows} rows -> {final}")
             if load_type != "keys" and obj.watermark_column:
                 (watermark,) = con.execute(
-                    f"SELECT max({_quote(obj.watermark_column)}) FROM {table}{where}", params
+                    f"SELECT max({quote_identifier(obj.watermark_column)}) FROM {table}{where}", params
                 ).fetchall()[0]
                 result.watermark = watermark or previous_watermark
         con.commit()
@@ -394,7 +387,7 @@ def _write_relation(con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRel
         try:
             writer.execute("SET TimeZone = 'UTC'")
             writer.register("extract_batch_arrow", arrow_reader(relation))
-            writer.execute(f"COPY extract_batch_arrow TO {_literal_path(temp)} (FORMAT json)")
+            writer.execute(f"COPY extract_batch_arrow TO {path_literal(temp)} (FORMAT json)")
         finally:
             writer.close()
     return _count_rows(temp, obj)

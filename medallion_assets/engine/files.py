@@ -19,6 +19,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from medallion_assets.engine.sqltext import path_literal
+
 TEMP_PREFIX = ".tmp-"
 
 
@@ -78,15 +80,10 @@ def _write_ndjson(table: pa.Table, temp: Path) -> None:
     con = duckdb.connect()
     try:
         con.register("batch", table)
-        con.execute(f"COPY batch TO '{_sql_literal_path(temp)}' (FORMAT json)")
+        # COPY ... TO takes no prepared parameter for the file name: the path is pasted as a literal.
+        con.execute(f"COPY batch TO {path_literal(temp)} (FORMAT json)")
     finally:
         con.close()
-
-
-def _sql_literal_path(path: Path) -> str:
-    # COPY ... TO does not take a prepared parameter for the file name; the path is ours
-    # (a uuid temp name inside the data root), and quotes are doubled all the same.
-    return str(path).replace("'", "''")
 
 
 @contextlib.contextmanager

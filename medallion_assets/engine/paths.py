@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
+from medallion_assets.engine.sqltext import is_snake_case
+
 DATA_DIR_ENV = "MEDALLION_DATA_DIR"
 LOAD_TYPES = ("full", "delta", "keys")
 FORMATS = ("csv", "parquet", "json")
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S"
 
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _LANDING_FILE = re.compile(
     r"^(?P<object>[a-z][a-z0-9_]*)_(?P<load_type>full|delta|keys)_(?P<ts>\d{8}T\d{6})\.(?P<ext>csv|parquet|json)$"
 )
@@ -44,10 +45,6 @@ def resolve_data_dir(explicit: str | os.PathLike | None = None) -> Path:
     if value in (None, ""):
         return repository_root() / "data"
     return Path(value).expanduser().resolve()
-
-
-def is_valid_name(name: str) -> bool:
-    return bool(_NAME.match(name))
 
 
 def inside(root: Path, relative: str | os.PathLike) -> Path:
@@ -182,7 +179,7 @@ def list_delta_tables(data_dir: Path) -> list[tuple[str, str, Path]]:
         if not folder.is_dir():
             continue
         for entry in sorted(folder.iterdir()):
-            if entry.name.startswith(("_", ".")) or not is_valid_name(entry.name):
+            if entry.name.startswith(("_", ".")) or not is_snake_case(entry.name):
                 continue
             if (entry / "_delta_log").is_dir():
                 found.append((layer, entry.name, entry.resolve()))

@@ -158,10 +158,3 @@ def execute_rollback(plans: list[TablePlan], *, undo_later_commits: bool = False
             continue
         results.append(TableRollback(plan=plan, restored=True, version_after=version_after, metrics=dict(metrics or {})))
     return results
-
-
-def rollback_window(
-    data_dir: Path, start: datetime, end: datetime, *, undo_later_commits: bool = False
-) -> list[TableRollback]:
-    """Plan and execute in one call."""
-    return execute_rollback(plan_rollback(data_dir, start, end), undo_later_commits=undo_later_commits)

@@ -19,6 +19,7 @@ from deltalake import DeltaTable
 
 from medallion_assets.engine.files import atomic_path, exclusive_lock
 from medallion_assets.engine.paths import TABLE_LAYERS, list_delta_tables
+from medallion_assets.engine.sqltext import qualified, string_literal
 
 DATABASE = "warehouse.duckdb"
 
@@ -30,14 +31,10 @@ def _local_path(uri: str) -> str:
     return uri
 
 
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _create_view(con: duckdb.DuckDBPyConnection, schema: str, table: str, path: Path) -> None:
     dt = DeltaTable(str(path))
     files = [_local_path(uri) for uri in dt.file_uris()]
-    target = f'"{schema}"."{table}"'
+    target = qualified(schema, table)
     if not files:
         # An empty table has no Parquet file to read; keep its columns as an empty table.
         empty = dt.to_pyarrow_dataset().schema.empty_table()
@@ -48,7 +45,7 @@ def _create_view(con: duckdb.DuckDBPyConnection, schema: str, table: str, path: 
     options = ["union_by_name = true"]
     if dt.metadata().partition_columns:
         options.append("hive_partitioning = true")
-    file_list = "[" + ", ".join(_sql_string(f) for f in files) + "]"
+    file_list = "[" + ", ".join(string_literal(f) for f in files) + "]"
     con.execute(f"CREATE VIEW {target} AS SELECT * FROM read_parquet({file_list}, {', '.join(options)})")
 
 

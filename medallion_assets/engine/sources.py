@@ -14,25 +14,26 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from medallion_assets.engine.metadata import MetadataError, StrictModel, load_model, metadata_root
-from medallion_assets.engine.paths import is_valid_name
 from medallion_assets.engine.policies import RetrySettings
+from medallion_assets.engine.sqltext import check_name
 from medallion_assets.engine.sqltree import SqlRejected, parse_single_select, table_functions
 
 ExtractMode = Literal["full", "incremental", "keys"]
 FileFormat = Literal["csv", "parquet", "json"]
 
-# Read options each format understands; they are used both to write extracts and to read them.
-READ_OPTIONS: dict[str, set[str]] = {
-    "csv": {"delimiter", "header", "quote_char", "encoding", "null_values"},
-    "parquet": {"compression"},
-    "json": set(),
+# Read options per format, in one place. The landing reader (``base.reader.read_landing_file``)
+# honours every csv and json option here; it reads file drops, describes new landing files and
+# loads Base. The extract writer honours csv ``delimiter``/``header`` and parquet ``compression``.
+# A base table may state any of them (its source object's options are its defaults). A source
+# object may not state the options that only describe someone else's files (rows to skip, an
+# escape character, a json record layout): the extract writer never produces such files.
+READ_OPTIONS: dict[str, frozenset[str]] = {
+    "csv": frozenset({"delimiter", "header", "quote_char", "escape_char", "encoding", "null_values", "skip_rows"}),
+    "parquet": frozenset({"compression"}),
+    "json": frozenset({"records"}),
 }
-
-
-def _check_name(value: str, what: str) -> str:
-    if not is_valid_name(value):
-        raise ValueError(f"{what} {value!r} must be lower snake_case (letters, digits, underscores)")
-    return value
+_READER_ONLY = {"csv": {"escape_char", "skip_rows"}, "parquet": set(), "json": {"records"}}
+SOURCE_READ_OPTIONS: dict[str, frozenset[str]] = {fmt: names - _READER_ONLY[fmt] for fmt, names in READ_OPTIONS.items()}
 
 
 def _relative_inside(value: str) -> str:
@@ -156,18 +157,18 @@ class SourceObject(StrictModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        return _check_name(value, "object name")
+        return check_name(value, what="object name")
 
     @field_validator("table", "watermark_column")
     @classmethod
     def _identifier(cls, value: str | None) -> str | None:
-        return None if value is None else _check_name(value, "identifier")
+        return None if value is None else check_name(value, what="identifier")
 
     @field_validator("primary_key", "columns")
     @classmethod
     def _identifiers(cls, value: list[str] | None) -> list[str] | None:
         for item in value or []:
-            _check_name(item, "column")
+            check_name(item, what="column")
         return value
 
     @model_validator(mode="after")
@@ -180,9 +181,9 @@ class SourceObject(StrictModel):
             raise ValueError("extract_mode 'keys' needs a primary_key")
         if self.keys_extract and not self.primary_key:
             raise ValueError("keys_extract needs a primary_key")
-        unknown = set(self.read_options) - READ_OPTIONS[self.format]
+        unknown = set(self.read_options) - SOURCE_READ_OPTIONS[self.format]
         if unknown:
-            allowed = ", ".join(sorted(READ_OPTIONS[self.format])) or "none"
+            allowed = ", ".join(sorted(SOURCE_READ_OPTIONS[self.format])) or "none"
             raise ValueError(
                 f"read_options {sorted(unknown)} are not understood for format {self.format!r} (allowed: {allowed})"
             )
@@ -216,7 +217,7 @@ class SourceSystem(StrictModel):
     @field_validator("source")
     @classmethod
     def _source(cls, value: str) -> str:
-        return _check_name(value, "source name")
+        return check_name(value, what="source name")
 
     @model_validator(mode="before")
     @classmethod

@@ -57,22 +57,14 @@ import pyarrow.compute as pc
 
 from medallion_assets.engine.base.reader import DELETE_FLAG, Extract
 from medallion_assets.engine.base.scan import connect
+from medallion_assets.engine.sqltext import quote_identifier as q
+from medallion_assets.engine.sqltext import string_literal, timestamp_literal
 
 OPEN_END = datetime(9999, 12, 31)
-OPEN_END_SQL = "TIMESTAMP '9999-12-31 00:00:00'"
+OPEN_END_SQL = timestamp_literal(OPEN_END)
 KINDS = ("version", "sighting", "mark", "event", "extract")
 STATE_COLUMNS = ("_kind", "_m", "_t", "_hash", "_file", "_load_type", "_gen")
-HISTORY_COLUMNS = ("lh_source_file", "lh_is_deleted", "lh_valid_from", "lh_valid_to", "lh_is_current")
 PRESENCE = ("full", "keys")  # the load types that show every key of the source
-
-
-def q(name: str) -> str:
-    """A double-quoted identifier (names are validated snake_case before they get here)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)
@@ -100,7 +92,7 @@ class Plan:
     """The outcome of adding a batch: observations to store, and the affected keys' history."""
 
     new_state: pa.Table  # rows to append to the observation table
-    history: pa.Table  # every version of every affected key (data columns + HISTORY_COLUMNS)
+    history: pa.Table  # every version of every affected key (data columns + lh_source_file, lh_is_deleted, lh_valid_from/to, lh_is_current)
     affected: pa.Table  # the affected keys
     batch_keys: int  # distinct keys carried by the batch's data rows
 
@@ -165,8 +157,8 @@ def observe(con: duckdb.DuckDBPyConnection, extract: Extract, spec: HistorySpec,
     )
     con.unregister(f"{name}_raw")
     # Views cannot take parameters: the extract's time and file go in as escaped literals.
-    t = f"TIMESTAMP '{extract.extracted_at.isoformat(sep=' ')}'"
-    f = _literal(extract.file) + "::VARCHAR"
+    t = timestamp_literal(extract.extracted_at)
+    f = string_literal(extract.file) + "::VARCHAR"
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW {name}_v AS
         SELECT {cols}, _m, _hash, {t} AS _t, {f} AS _file FROM {name}_all WHERE NOT _del"""
@@ -279,7 +271,7 @@ class _Steps:
         extra = "".join(f", p.{q(c)}" for c in missing)
         join = " LEFT JOIN proto p ON false" if missing else ""
         for kind in KINDS:
-            source = f"{state}__{kind}" if by_kind else f"(SELECT * FROM state WHERE _kind = '{kind}')"
+            source = f"{state}__{kind}" if by_kind else f"(SELECT * FROM state WHERE _kind = {string_literal(kind)})"
             self.sql(f"CREATE OR REPLACE TEMP VIEW state_{kind} AS SELECT s.*{extra} FROM {source} s{join}")
         (self.generation,) = con.execute("SELECT count(*) + 1 FROM state_extract").fetchall()[0]
         self.sql(
@@ -422,8 +414,8 @@ class _Steps:
             f"SELECT {k}, _t, _file, {present}, true FROM b_lp",
         ]
         for name, extract in zip(self.names, self.extracts, strict=True):
-            t = f"TIMESTAMP '{extract.extracted_at.isoformat(sep=' ')}'"
-            f = _literal(extract.file)
+            t = timestamp_literal(extract.extracted_at)
+            f = string_literal(extract.file)
             if extract.load_type == "full":
                 parts.append(f"SELECT {k}, {t}, {f}, 'sighting', _mt, _hash, false FROM {name}_all WHERE NOT _del")
             elif extract.load_type == "keys":
@@ -574,7 +566,7 @@ class _Steps:
             UNION ALL SELECT * FROM newv"""
         )
         batch_rows = ", ".join(
-            f"(TIMESTAMP '{e.extracted_at.isoformat(sep=' ')}', {_literal(e.file)}, '{e.load_type}')"
+            f"({timestamp_literal(e.extracted_at)}, {string_literal(e.file)}, {string_literal(e.load_type)})"
             for e in self.extracts
             if e.load_type in PRESENCE
         )
@@ -614,7 +606,7 @@ class _Steps:
             }
         )
         con.register("extract_rows", extract_rows)
-        latest = f"TIMESTAMP '{max(e.extracted_at for e in self.extracts).isoformat(sep=' ')}'"
+        latest = timestamp_literal(max(e.extracted_at for e in self.extracts))
         new_state = con.sql(
             f"""
             SELECT {cols}, 'version' AS _kind, _m, _t, _hash, _file FROM newv

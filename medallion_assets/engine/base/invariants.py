@@ -5,7 +5,8 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-from medallion_assets.engine.base.history import q
+from medallion_assets.engine.base.history import OPEN_END_SQL
+from medallion_assets.engine.sqltext import quote_identifier as q
 
 
 def scd2_violations(table: pa.Table | object, keys: list[str] | tuple[str, ...]) -> dict[str, int]:
@@ -24,7 +25,7 @@ def scd2_violations(table: pa.Table | object, keys: list[str] | tuple[str, ...])
                 WHERE nxt IS NOT NULL AND lh_valid_to + INTERVAL 1 MICROSECOND <> nxt"""
             ).fetchall()[0][0],
             "open_rows_not_current": con.execute(
-                "SELECT count(*) FROM h WHERE (lh_valid_to = TIMESTAMP '9999-12-31') <> lh_is_current"
+                f"SELECT count(*) FROM h WHERE (lh_valid_to = {OPEN_END_SQL}) <> lh_is_current"
             ).fetchall()[0][0],
             "empty_intervals": con.execute("SELECT count(*) FROM h WHERE lh_valid_to < lh_valid_from").fetchall()[0][0],
             "repeated_versions": con.execute(

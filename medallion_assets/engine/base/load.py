@@ -25,6 +25,7 @@ re-runs the cycle (re-reading) if a writer outside the lock still wins a commit 
 Speed: tables are read through DuckDB's Parquet reader (``scan.py``), only the affected keys'
 observations are folded, and keyed tables keep their files sorted by key: a load replaces only
 the key ranges it changed (predicate overwrite), instead of a merge that rewrites every file.
+The keyed path is ``keyed.py``; this module selects and reads the batch and runs the others.
 """
 
 from __future__ import annotations
@@ -34,14 +35,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-from deltalake import CommitProperties, DeltaTable, Schema, write_deltalake
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 
-from medallion_assets.engine.base import history
-from medallion_assets.engine.base.history import HistorySpec, q
-from medallion_assets.engine.base.model import BaseTable
+from medallion_assets.engine.base.keyed import load_keyed
+from medallion_assets.engine.base.model import BaseTable, lock_path, quarantine_path, state_path, table_path
 from medallion_assets.engine.base.reader import (
     DELETE_FLAG,
     Extract,
@@ -54,11 +52,10 @@ from medallion_assets.engine.base.scan import connect, register_delta
 from medallion_assets.engine.base.schema import BaseLoadError, align, unify
 from medallion_assets.engine.conflicts import retry_on_commit_conflict
 from medallion_assets.engine.files import exclusive_lock
-from medallion_assets.engine.paths import inside, parse_landing_file
+from medallion_assets.engine.sqltext import quote_identifier as q
+from medallion_assets.engine.sqltext import string_literal
 
 EXTRACTED_AT_KEY = "medallion.extracted_at"
-SYSTEM_KEYED = ("lh_source_file", "lh_is_deleted", "lh_created_date", "lh_modified_date")
-SCD2_COLUMNS = ("lh_valid_from", "lh_valid_to", "lh_is_current")
 
 
 @dataclass
@@ -83,18 +80,6 @@ class LoadResult:
     notes: list[str] = field(default_factory=list)
 
 
-def table_path(data_dir: Path, table: BaseTable) -> Path:
-    return inside(data_dir, f"base/{table.name}")
-
-
-def state_path(data_dir: Path, table: BaseTable) -> Path:
-    return inside(data_dir, f"base/_state/{table.name}")
-
-
-def quarantine_path(data_dir: Path, table: BaseTable) -> Path:
-    return inside(data_dir, f"base/_quarantine/{table.name}")
-
-
 def _open(path: Path) -> DeltaTable | None:
     return DeltaTable(str(path)) if DeltaTable.is_deltatable(str(path)) else None
 
@@ -108,10 +93,6 @@ def _data_schema(dt: DeltaTable | None, skip_prefix: tuple[str, ...] = ("lh_", "
         return None
     schema = pa.schema(dt.schema().to_arrow())
     return pa.schema([f for f in schema if not f.name.startswith(skip_prefix)])
-
-
-def lock_path(data_dir: Path, table: BaseTable) -> Path:
-    return inside(data_dir, f"base/_locks/{table.name}.lock")
 
 
 def load_partition(table: BaseTable, data_dir: Path, partition_date: date, *, now: datetime | None = None) -> LoadResult:
@@ -191,11 +172,17 @@ def _load_partition(table: BaseTable, data_dir: Path, partition_date: date, now:
         result.notes.append("recreate: table rebuilt from every landing partition up to this one")
 
     if table.keyed:
-        _load_keyed(table, data_dir, extracts, schema, target, state, result, now)
+        load_keyed(
+            table=table, data_dir=data_dir, extracts=extracts, schema=schema,
+            target=target, state=state, result=result, now=now,
+        )
     elif table.write_behaviour == "append":
-        _load_append(table, data_dir, partition_date, extracts, schema, target, result, now)
+        _load_append(
+            table=table, data_dir=data_dir, partition_date=partition_date, extracts=extracts,
+            target=target, result=result, now=now,
+        )
     else:
-        _load_overwrite(table, data_dir, extracts, schema, target, result, now)
+        _load_overwrite(table=table, data_dir=data_dir, extracts=extracts, target=target, result=result, now=now)
     _write_quarantine(table, data_dir, extracts, now)
     _describe(result, _open(table_path(data_dir, table)))
     return result
@@ -242,261 +229,6 @@ def _align_batch(table: BaseTable, extracts: list[Extract], stored: pa.Schema | 
     return aligned, schema
 
 
-# --- keyed: scd1 / scd2 -------------------------------------------------------------------
-
-
-def _load_keyed(table, data_dir, extracts, schema, target, state, result: LoadResult, now) -> None:
-    spec = HistorySpec(
-        keys=tuple(table.business_keys),
-        columns=tuple(schema.names),
-        modify_date_column=table.modify_date_column,
-        history_columns=tuple(table.history_columns) if table.history_columns is not None else None,
-    )
-    applied: set[str] = set()
-    con = connect()
-    state_view = None
-    if state is not None:
-        register_delta(con, "state_delta", state, split=("_kind", history.KINDS))
-        state_view = "state_delta"
-        done = con.execute("SELECT DISTINCT _file FROM state_delta__extract").fetchall()
-        applied = {row[0] for row in done}
-    new = [e for e in extracts if e.file not in applied]
-    if not new:
-        con.close()
-        result.status = "up_to_date"
-        data = [e.rows.select(list(spec.keys)) for e in extracts if e.load_type != "keys"]
-        result.unchanged = pa.concat_tables(data).group_by(list(spec.keys)).aggregate([]).num_rows if data else 0
-        result.notes.append("every landing file of this partition was applied before; nothing changed")
-        return
-
-    def reread(file: str) -> pa.Table:
-        landing = parse_landing_file(inside(data_dir, file))
-        if landing is None or not landing.path.is_file():
-            raise BaseLoadError(
-                f"table {table.name!r}: landing file {file} was applied before and must be re-read to place keys "
-                "first seen in an earlier extract, but it is missing"
-            )
-        extract = read_extract(table.model_copy(update={"quality_rules": []}), landing, data_dir)
-        keys = extract.rows.select(list(spec.keys))
-        return align(keys, pa.schema([schema.field(k) for k in spec.keys]), text_format=True, where=f"table {table.name!r}, file {file}")
-
-    try:
-        planned = history.plan(state_view, new, spec, schema=schema, reread_keys=reread, con=con)
-        rows = planned.history if table.write_behaviour == "scd2" else history.current_rows(planned.history)
-        changes = _diff(con, table, spec, rows, planned.affected, target, now)
-    finally:
-        con.close()
-    result.inserted, result.updated, result.soft_deleted, result.removed = (
-        changes.inserted, changes.updated, changes.soft_deleted, changes.removed,
-    )
-    result.unchanged = max(planned.batch_keys - changes.changed_keys, 0)
-    _commit_keyed(table, data_dir, changes.source, target, schema, now)
-    write_deltalake(
-        state if state is not None else str(state_path(data_dir, table)),
-        planned.new_state,
-        mode="append",
-        partition_by=["_kind"] if state is None else None,
-        schema_mode="merge",
-        configuration=TABLE_CONFIG if state is None else None,
-    )
-    _compact_state(data_dir, table, state)
-
-
-def _compact_state(data_dir: Path, table: BaseTable, state: DeltaTable | None) -> None:
-    """Every load appends a few small files per observation kind; once there are many, bin the
-    small ones (the data is unchanged, one atomic commit) so later loads open few files."""
-    if state is None:
-        state = DeltaTable(str(state_path(data_dir, table)))
-    else:
-        state.update_incremental()
-    if state.get_add_actions(flatten=False).num_rows > COMPACT_AFTER_FILES:
-        state.optimize.compact(target_size=COMPACT_SIZE)
-
-
-@dataclass(frozen=True)
-class Changes:
-    """The rows to write (``source`` with an ``_action`` column) and what they amount to."""
-
-    source: pa.Table
-    inserted: int
-    updated: int
-    soft_deleted: int
-    removed: int
-    changed_keys: int
-
-
-def _diff(con, table: BaseTable, spec: HistorySpec, rows: pa.Table, affected: pa.Table, target: DeltaTable | None, now) -> Changes:
-    """Compare the recomputed rows of the affected keys with what the table holds."""
-    scd2 = table.write_behaviour == "scd2"
-    match = list(spec.keys) + (["lh_valid_from"] if scd2 else [])
-    compare = list(spec.columns) + ["lh_source_file", "lh_is_deleted"] + (["lh_valid_to", "lh_is_current"] if scd2 else [])
-    out_columns = list(spec.columns) + list(SYSTEM_KEYED) + (list(SCD2_COLUMNS) if scd2 else [])
-    con.register("n_rows", rows)
-    con.register("aff_keys", affected)
-    on_keys = " AND ".join(f"a.{q(k)} = o.{q(k)}" for k in spec.keys)
-    if target is not None:
-        register_delta(con, "tgt", target)
-        names = {row[0] for row in con.execute("SELECT column_name FROM (DESCRIBE SELECT * FROM tgt)").fetchall()}
-        existing = [c for c in out_columns if c in names]
-        fill = ", ".join(q(c) if c in existing else f"NULL AS {q(c)}" for c in out_columns)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE o_rows AS SELECT {fill} FROM (SELECT o.* FROM tgt o SEMI JOIN aff_keys a ON {on_keys})")
-    else:
-        cols = ", ".join(q(c) for c in out_columns if c not in ("lh_created_date", "lh_modified_date"))
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE o_rows AS SELECT {cols}, NULL::TIMESTAMP AS lh_created_date, "
-            "NULL::TIMESTAMP AS lh_modified_date FROM n_rows WHERE false"
-        )
-    join = " AND ".join(f"n.{q(c)} = o.{q(c)}" for c in match)
-    differs = " OR ".join(f"n.{q(c)} IS DISTINCT FROM o.{q(c)}" for c in compare)
-    n_cols = ", ".join(
-        f"n.{q(c)}"
-        for c in list(spec.columns) + ["lh_source_file", "lh_is_deleted"] + (list(SCD2_COLUMNS) if scd2 else [])
-    )
-    params = {"now": now}
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE changes AS
-        SELECT {n_cols}, $now::TIMESTAMP AS lh_created_date, $now::TIMESTAMP AS lh_modified_date, 'insert' AS _action
-        FROM n_rows n ANTI JOIN o_rows o ON {join}
-        UNION ALL BY NAME
-        SELECT {n_cols}, o.lh_created_date, $now::TIMESTAMP AS lh_modified_date, 'update' AS _action
-        FROM n_rows n JOIN o_rows o ON {join} WHERE {differs}
-        UNION ALL BY NAME
-        SELECT o.*, 'delete' AS _action FROM o_rows o ANTI JOIN n_rows n ON {join}""",
-        params,
-    )
-    # Keys whose current row is deleted now but was not before.
-    cur_n = "lh_is_current" if scd2 else "true"
-    (soft_deleted,) = con.execute(
-        f"""SELECT count(*) FROM (SELECT * FROM n_rows WHERE {cur_n} AND lh_is_deleted) n
-        ANTI JOIN (SELECT * FROM o_rows WHERE {cur_n} AND lh_is_deleted) o ON {" AND ".join(f"n.{q(k)} = o.{q(k)}" for k in spec.keys)}"""
-    ).fetchall()[0]
-    counts = dict(con.execute("SELECT _action, count(*) FROM changes GROUP BY ALL").fetchall())
-    (changed_keys,) = con.execute(
-        f"SELECT count(*) FROM (SELECT DISTINCT {', '.join(q(k) for k in spec.keys)} FROM changes)"
-    ).fetchall()[0]
-    source = con.sql(f"SELECT {', '.join(q(c) for c in out_columns)}, _action FROM changes").to_arrow_table()
-    inserted = counts.get("insert", 0)
-    updated = counts.get("update", 0)
-    if scd2:
-        inserted = max(inserted - soft_deleted, 0)  # a deletion's new version is counted as soft-deleted
-    else:
-        updated = max(updated - soft_deleted, 0)
-    return Changes(
-        source=source,
-        inserted=inserted,
-        updated=updated,
-        soft_deleted=soft_deleted,
-        removed=counts.get("delete", 0),
-        changed_keys=changed_keys,
-    )
-
-
-# Data files of keyed tables are written sorted by key and kept small, so a day's changes (mostly
-# recent keys) rewrite a few files instead of the whole table; see _key_ranges.
-FILE_SIZE = 4 << 20
-COMPACT_AFTER_FILES = 40  # state files (all kinds) before small ones are binned together
-COMPACT_SIZE = 8 << 20  # files at least this big are left alone, so big tables rewrite little
-# Checkpoints every 10 commits: opening a table then reads one Parquet checkpoint and at most
-# nine JSON commits, not the whole log (the default interval is 100 commits).
-TABLE_CONFIG = {"delta.checkpointInterval": "10"}
-MAX_RANGES = 16
-
-
-def _commit_keyed(
-    table: BaseTable, data_dir: Path, source: pa.Table, target: DeltaTable | None, schema: pa.Schema, now
-) -> None:
-    path = str(table_path(data_dir, table))
-    columns = [c for c in source.column_names if c != "_action"]
-    scd2 = table.write_behaviour == "scd2"
-    match = list(table.business_keys) + (["lh_valid_from"] if scd2 else [])
-    order = [(c, "ascending") for c in match]
-    if target is None:
-        inserts = source.filter(pc.equal(source.column("_action"), "insert")).select(columns).sort_by(order)
-        write_deltalake(
-            path,
-            inserts,
-            mode="error",
-            partition_by=table.partition_by or None,
-            target_file_size=FILE_SIZE,
-            configuration={"delta.targetFileSize": str(FILE_SIZE), **TABLE_CONFIG},
-        )
-        return
-    if source.num_rows == 0:
-        return
-    present = set(pa.schema(target.schema().to_arrow()).names)
-    missing = [source.schema.field(c) for c in columns if c not in present]
-    if missing:
-        target.alter.add_columns(list(Schema.from_arrow(pa.schema(missing)).fields))
-        target = DeltaTable(path)
-    key = table.business_keys[0]
-    if not table.partition_by and pa.types.is_integer(source.schema.field(key).type) and present <= set(columns):
-        _rewrite_ranges(target, source, columns, match, key)
-        return
-    predicate = " AND ".join([f"t.{q(c)} = s.{q(c)}" for c in match] + _key_ranges(source, table.business_keys))
-    values = {q(c): f"s.{q(c)}" for c in columns}
-    (
-        target.merge(source.sort_by(order), predicate, source_alias="s", target_alias="t")
-        .when_matched_delete(predicate="s._action = 'delete'")
-        .when_matched_update(updates=values, predicate="s._action = 'update'")
-        .when_not_matched_insert(updates=values, predicate="s._action = 'insert'")
-        .execute()
-    )
-
-
-def _rewrite_ranges(target: DeltaTable, source: pa.Table, columns: list[str], match: list[str], key: str) -> None:
-    """Apply the changes by replacing every row whose first key falls in the changed key ranges
-    with that region's new content, written sorted by key. Unlike a merge, whose output is not
-    ordered, this keeps the files clustered by key, so the next day's changes touch few files."""
-    (condition,) = _key_ranges(source, [key], alias=None)
-    con = connect()
-    try:
-        register_delta(con, "tgt", target)
-        con.register("src", source)
-        cols = ", ".join(q(c) for c in columns)
-        on = " AND ".join(f"c.{q(c)} = s.{q(c)}" for c in match)
-        order = ", ".join(q(c) for c in match)
-        data = con.sql(
-            f"""SELECT {cols} FROM (
-                SELECT c.* FROM (SELECT {cols} FROM tgt WHERE {condition}) c ANTI JOIN src s ON {on}
-                UNION ALL BY NAME SELECT {cols} FROM src WHERE _action IN ('insert', 'update'))
-            ORDER BY {order}"""
-        ).to_arrow_table()
-    finally:
-        con.close()
-    write_deltalake(
-        target,
-        data.cast(pa.schema([source.schema.field(c) for c in columns])),
-        mode="overwrite",
-        predicate=condition,
-        target_file_size=FILE_SIZE,
-    )
-
-
-def _key_ranges(source: pa.Table, keys: list[str], alias: str | None = "t") -> list[str]:
-    """Target-side conditions every source key satisfies, so the merge skips (by min/max file
-    statistics) the files no source row can match. Integer keys only: their literals are exact.
-    The first key is split into at most MAX_RANGES ranges at its largest gaps, so a few old keys
-    next to many new ones do not open up the whole key space."""
-    conditions: list[str] = []
-    for index, key in enumerate(keys):
-        column = source.column(key)
-        if not pa.types.is_integer(column.type) or column.null_count or len(column) == 0:
-            continue
-        values = np.unique(column.to_numpy())
-        if index == 0 and len(values) > 1:
-            gaps = np.diff(values)
-            cut = np.sort(np.argsort(gaps, kind="stable")[-(MAX_RANGES - 1) :])
-            cut = cut[gaps[cut] > 1]
-            starts = np.concatenate(([values[0]], values[cut + 1]))
-            ends = np.concatenate((values[cut], [values[-1]]))
-        else:
-            starts, ends = values[:1], values[-1:]
-        ref = f"{alias}.{q(key)}" if alias else q(key)
-        ranges = [f"({ref} >= {int(a)} AND {ref} <= {int(b)})" for a, b in zip(starts, ends, strict=True)]
-        conditions.append("(" + " OR ".join(ranges) + ")")
-    return conditions
-
-
 # --- overwrite and append -----------------------------------------------------------------
 
 
@@ -522,7 +254,15 @@ def _with_lineage(extracts: list[Extract], now: datetime) -> pa.Table:
     return deduped.append_column("lh_created_date", stamp).append_column("lh_modified_date", stamp)
 
 
-def _load_overwrite(table, data_dir, extracts, schema, target, result: LoadResult, now) -> None:
+def _load_overwrite(
+    *,
+    table: BaseTable,
+    data_dir: Path,
+    extracts: list[Extract],
+    target: DeltaTable | None,
+    result: LoadResult,
+    now: datetime,
+) -> None:
     newest = max(e.extracted_at for e in extracts)
     if target is not None:
         last = target.history(1)[0].get(EXTRACTED_AT_KEY)
@@ -561,11 +301,20 @@ def _latest_per_key(rows: pa.Table, table: BaseTable) -> pa.Table:
 
 def _partition_predicate(table: BaseTable, partition_date: date) -> str:
     day = f"{partition_date.year:04d}/{partition_date.month:02d}/{partition_date.day:02d}"
-    # Names are validated snake_case and the date is formatted here, so the literals are safe.
-    return " OR ".join(f"lh_source_file LIKE 'landing/{ref.source}/{ref.object}/%/{day}/%'" for ref in table.landing)
+    patterns = (f"landing/{ref.source}/{ref.object}/%/{day}/%" for ref in table.landing)
+    return " OR ".join(f"lh_source_file LIKE {string_literal(pattern)}" for pattern in patterns)
 
 
-def _load_append(table, data_dir, partition_date, extracts, schema, target, result: LoadResult, now) -> None:
+def _load_append(
+    *,
+    table: BaseTable,
+    data_dir: Path,
+    partition_date: date,
+    extracts: list[Extract],
+    target: DeltaTable | None,
+    result: LoadResult,
+    now: datetime,
+) -> None:
     rows = _with_lineage(extracts, now)
     path = str(table_path(data_dir, table))
     if target is None:
@@ -613,7 +362,7 @@ def _write_quarantine(table: BaseTable, data_dir: Path, extracts: list[Extract],
     existing = _open(path)
     if not parts and existing is None:
         return
-    predicate = "lh_source_file IN (" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + ")"
+    predicate = "lh_source_file IN (" + ", ".join(string_literal(f) for f in files) + ")"
     if parts:
         rows = unify(parts, f"table {table.name!r} quarantine")
         if existing is None:

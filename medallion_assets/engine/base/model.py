@@ -31,30 +31,19 @@ from medallion_assets.engine.metadata import (
     metadata_root,
     read_yaml,
 )
-from medallion_assets.engine.paths import is_valid_name
+from medallion_assets.engine.paths import inside
 from medallion_assets.engine.policies import RetrySettings
+from medallion_assets.engine.sources import READ_OPTIONS
+from medallion_assets.engine.sqltext import check_name, is_snake_case
 
 ReadBehaviour = Literal["full", "auto"]
 WriteBehaviour = Literal["overwrite", "append", "scd1", "scd2"]
 FileFormat = Literal["csv", "parquet", "json"]
 KEYED = ("scd1", "scd2")
 
-# Read options the reader understands per format (a superset of what extracts write).
-READ_OPTIONS: dict[str, set[str]] = {
-    "csv": {"delimiter", "header", "quote_char", "escape_char", "encoding", "null_values", "skip_rows"},
-    "parquet": {"compression"},
-    "json": {"records"},
-}
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
-_LANDING_REF = re.compile(r"^(?P<source>[a-z][a-z0-9_]*)/(?P<object>[a-z][a-z0-9_]*)$")
 # A SQL type name as DuckDB spells it, optionally with precision: DECIMAL(12,2), VARCHAR, TIMESTAMP.
 _SQL_TYPE = re.compile(r"^[A-Za-z][A-Za-z ]*[A-Za-z](\(\s*\d+\s*(,\s*\d+\s*)?\))?$")
-
-
-def _name(value: str, what: str = "column") -> str:
-    if not isinstance(value, str) or not is_valid_name(value):
-        raise ValueError(f"{what} {value!r} must be lower snake_case (letters, digits, underscores)")
-    return value
 
 
 class QualityRule(StrictModel):
@@ -71,7 +60,7 @@ class QualityRule(StrictModel):
     @field_validator("name", "column")
     @classmethod
     def _names(cls, value: str) -> str:
-        return _name(value, "rule name / column")
+        return check_name(value, what="rule name / column")
 
     @field_validator("pattern")
     @classmethod
@@ -100,7 +89,7 @@ class DeleteCondition(StrictModel):
     @field_validator("column")
     @classmethod
     def _column(cls, value: str) -> str:
-        return _name(value)
+        return check_name(value, what="column")
 
     @model_validator(mode="after")
     def _one_test(self) -> DeleteCondition:
@@ -159,13 +148,13 @@ class BaseTable(StrictModel):
     @field_validator("object", "source", "name")
     @classmethod
     def _table_names(cls, value: str) -> str:
-        return _name(value, "name")
+        return check_name(value, what="name")
 
     @field_validator("business_keys", "partition_by", "history_columns")
     @classmethod
     def _column_lists(cls, value: list[str] | None) -> list[str] | None:
         for item in value or []:
-            _name(item)
+            check_name(item, what="column")
         if value is not None and len(set(value)) != len(value):
             raise ValueError("columns are listed more than once")
         return value
@@ -174,7 +163,7 @@ class BaseTable(StrictModel):
     @classmethod
     def _projection(cls, value: list[str] | None) -> list[str] | None:
         for item in value or []:
-            _name(item)
+            check_name(item, what="column")
             if item.startswith("lh_"):
                 raise ValueError(f"column {item!r}: the lh_ prefix is reserved for system columns")
         if value is not None and len(set(value)) != len(value):
@@ -184,7 +173,7 @@ class BaseTable(StrictModel):
     @field_validator("modify_date_column")
     @classmethod
     def _modify(cls, value: str | None) -> str | None:
-        return None if value is None else _name(value)
+        return None if value is None else check_name(value, what="column")
 
     @field_validator("translations")
     @classmethod
@@ -192,7 +181,7 @@ class BaseTable(StrictModel):
         for source, target in value.items():
             if not isinstance(source, str) or not source:
                 raise ValueError("translation source names must be non-empty text")
-            _name(target, f"translation target of {source!r}")
+            check_name(target, what=f"translation target of {source!r}")
         if len(set(value.values())) != len(value):
             raise ValueError("two translations rename to the same column")
         return value
@@ -201,7 +190,7 @@ class BaseTable(StrictModel):
     @classmethod
     def _types(cls, value: dict[str, str]) -> dict[str, str]:
         for column, sql_type in value.items():
-            _name(column)
+            check_name(column, what="column")
             if not isinstance(sql_type, str) or not _SQL_TYPE.match(sql_type.strip()):
                 raise ValueError(f"column_types.{column}: {sql_type!r} is not a SQL type name like DECIMAL(12,2)")
         return value
@@ -246,10 +235,6 @@ class BaseTable(StrictModel):
     def keyed(self) -> bool:
         return self.write_behaviour in KEYED
 
-    @property
-    def relative_path(self) -> str:
-        return f"base/{self.name}"
-
 
 class BaseFile(StrictModel):
     source: str
@@ -290,8 +275,7 @@ def _prepare_entries(raw: dict[str, Any], defaults: dict[str, Any]) -> dict[str,
         elif isinstance(landing, list):
             refs = []
             for item in landing:
-                match = _LANDING_REF.match(item) if isinstance(item, str) else None
-                refs.append({"source": match["source"], "object": match["object"]} if match else item)
+                refs.append(_landing_ref(item))
             entry["landing"] = refs
         source_obj = defaults.get(obj, {})
         if "format" not in entry and "format" in source_obj:
@@ -300,6 +284,15 @@ def _prepare_entries(raw: dict[str, Any], defaults: dict[str, Any]) -> dict[str,
             entry["read_options"] = source_obj["read_options"]
         prepared[obj] = entry
     return {**raw, "tables": prepared}
+
+
+def _landing_ref(item: object) -> object:
+    """``"source/object"`` as a mapping; anything else is left for the model to reject."""
+    if isinstance(item, str):
+        source, slash, obj = item.partition("/")
+        if slash and is_snake_case(source) and is_snake_case(obj):
+            return {"source": source, "object": obj}
+    return item
 
 
 def load_base_file(path: Path, sources_folder: Path | None = None) -> BaseFile:
@@ -319,7 +312,7 @@ def load_base_file(path: Path, sources_folder: Path | None = None) -> BaseFile:
     for obj, table in model.tables.items():
         for ref in table.landing:
             for what, value in (("source", ref.source), ("object", ref.object)):
-                if not is_valid_name(value):
+                if not is_snake_case(value):
                     raise MetadataError(f"{path}: table '{obj}': field 'landing': {what} {value!r} is not lower snake_case")
     return model
 
@@ -343,6 +336,25 @@ def load_base_tables(folder: Path | None = None, sources_folder: Path | None = N
     return tuple(tables)
 
 
+# --- where a table's files live under the data root ---------------------------------------
+
+
+def table_path(data_dir: Path, table: BaseTable) -> Path:
+    return inside(data_dir, f"base/{table.name}")
+
+
+def state_path(data_dir: Path, table: BaseTable) -> Path:
+    return inside(data_dir, f"base/_state/{table.name}")
+
+
+def quarantine_path(data_dir: Path, table: BaseTable) -> Path:
+    return inside(data_dir, f"base/_quarantine/{table.name}")
+
+
+def lock_path(data_dir: Path, table: BaseTable) -> Path:
+    return inside(data_dir, f"base/_locks/{table.name}.lock")
+
+
 __all__ = [
     "BaseFile",
     "BaseTable",
@@ -351,4 +363,8 @@ __all__ = [
     "QualityRule",
     "load_base_file",
     "load_base_tables",
+    "lock_path",
+    "quarantine_path",
+    "state_path",
+    "table_path",
 ]

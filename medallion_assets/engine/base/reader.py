@@ -24,6 +24,7 @@ from medallion_assets.engine.base.model import BaseTable
 from medallion_assets.engine.base.scan import connect
 from medallion_assets.engine.base.schema import BaseLoadError, normalise_names, plain_types
 from medallion_assets.engine.paths import LandingFile, list_landing_files
+from medallion_assets.engine.sqltext import quote_identifier
 
 DELETE_FLAG = "_lh_delete_event"
 
@@ -201,10 +202,6 @@ def _apply_transformation(table: pa.Table, dotted: str, where: str) -> pa.Table:
     raise BaseLoadError(f"{where}: transformation {dotted!r} returned {type(result).__name__}, expected an Arrow table or DataFrame")
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _cast_types(table: pa.Table, column_types: dict[str, str], where: str) -> pa.Table:
     wanted = {c: t for c, t in column_types.items() if c in table.column_names}
     if not wanted:
@@ -212,8 +209,9 @@ def _cast_types(table: pa.Table, column_types: dict[str, str], where: str) -> pa
     con = connect()
     try:
         con.register("batch", table)
+        quoted = {c: quote_identifier(c) for c in table.column_names}
         select = ", ".join(
-            f"CAST({_quote(c)} AS {wanted[c]}) AS {_quote(c)}" if c in wanted else _quote(c) for c in table.column_names
+            f"CAST({quoted[c]} AS {wanted[c]}) AS {quoted[c]}" if c in wanted else quoted[c] for c in table.column_names
         )
         return plain_types(con.sql(f"SELECT {select} FROM batch").to_arrow_table())
     except duckdb.Error as exc:
@@ -233,7 +231,7 @@ def _check_keys(table: pa.Table, keys: list[str], where: str) -> None:
 
 
 def _rule_sql(rule: Any, params: list[Any]) -> str:
-    column = _quote(rule.column)
+    column = quote_identifier(rule.column)
     tests: list[str] = []
     if rule.not_null:
         tests.append(f"{column} IS NOT NULL")
@@ -291,8 +289,8 @@ def _set_aside_ambiguous_keys(table: pa.Table, meta: BaseTable, where: str) -> t
     if not meta.keyed or table.num_rows < 2:
         return table, None
     group = [*meta.business_keys, *([meta.modify_date_column] if meta.modify_date_column else [])]
-    partition = ", ".join(_quote(c) for c in group)
-    row_hash = f"hash({', '.join(_quote(c) for c in table.column_names)})"
+    partition = ", ".join(quote_identifier(c) for c in group)
+    row_hash = f"hash({', '.join(quote_identifier(c) for c in table.column_names)})"
     con = connect()
     try:
         con.register("batch", table)

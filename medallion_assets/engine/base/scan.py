@@ -18,15 +18,9 @@ import duckdb
 import pyarrow as pa
 from deltalake import DeltaTable
 
+from medallion_assets.engine.sqltext import quote_identifier, string_literal
+
 _UNSAFE_FEATURES = {"deletionVectors", "columnMapping"}
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 _listings: dict[tuple[str, str, int], list[tuple[str, dict[str, str | None]]] | None] = {}
@@ -87,9 +81,8 @@ def register_delta(
         if split is not None:
             column, wanted = split
             for value in wanted:
-                con.execute(
-                    f"CREATE OR REPLACE TEMP VIEW {name}__{value} AS SELECT * FROM {name} WHERE {_ident(column)} = {_literal(value)}"
-                )
+                condition = f"{quote_identifier(column)} = {string_literal(value)}"
+                con.execute(f"CREATE OR REPLACE TEMP VIEW {name}__{value} AS SELECT * FROM {name} WHERE {condition}")
         return
     partitions = list(dt.metadata().partition_columns)
     groups: dict[tuple, list[str]] = {}
@@ -98,15 +91,15 @@ def register_delta(
     con.register(f"{name}_proto", schema.empty_table())
     parts = []
     for values, paths in groups.items():
-        listing = "[" + ", ".join(_literal(p) for p in paths) + "]"
+        listing = "[" + ", ".join(string_literal(p) for p in paths) + "]"
         consts = "".join(
-            f", CAST({'NULL' if v is None else _literal(v)} AS {_duck_type(con, name, c)}) AS {_ident(c)}"
+            f", CAST({'NULL' if v is None else string_literal(v)} AS {_duck_type(con, name, c)}) AS {quote_identifier(c)}"
             for c, v in zip(partitions, values, strict=True)
         )
         parts.append(f"SELECT *{consts} FROM read_parquet({listing}, union_by_name = true, hive_partitioning = false)")
     # Columns of the schema that no file holds yet (added later) come from the typed empty proto.
     union = " UNION ALL BY NAME ".join(parts + [f"SELECT * FROM {name}_proto"])
-    columns = ", ".join(_ident(f.name) for f in schema)
+    columns = ", ".join(quote_identifier(f.name) for f in schema)
     con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {columns} FROM ({union})")
     if split is not None:
         column, wanted = split
@@ -119,7 +112,7 @@ def register_delta(
 
 def _duck_type(con: duckdb.DuckDBPyConnection, name: str, column: str) -> str:
     (type_name,) = con.execute(
-        f"SELECT column_type FROM (DESCRIBE SELECT {_ident(column)} FROM {name}_proto)"
+        f"SELECT column_type FROM (DESCRIBE SELECT {quote_identifier(column)} FROM {name}_proto)"
     ).fetchall()[0]
     return type_name
 

@@ -8,9 +8,9 @@ and a value that does not fit is an error naming the file and column).
 
 from __future__ import annotations
 
-import re
-
 import pyarrow as pa
+
+from medallion_assets.engine.sqltext import InvalidName, to_snake_case
 
 
 class BaseLoadError(ValueError):
@@ -21,25 +21,11 @@ class SchemaError(BaseLoadError):
     """An incompatible type change; nothing was written."""
 
 
-_CAMEL_1 = re.compile(r"([A-Z]+)([A-Z][a-z])")
-_CAMEL_2 = re.compile(r"([a-z0-9])([A-Z])")
-_NON_WORD = re.compile(r"[^0-9a-zA-Z]+")
-
-
-def snake_case(name: str) -> str:
-    """``CustomerName``/``Customer Name``/``customer-name`` -> ``customer_name``."""
-    text = _CAMEL_2.sub(r"\1_\2", _CAMEL_1.sub(r"\1_\2", name.strip()))
-    text = _NON_WORD.sub("_", text).strip("_").lower()
-    text = re.sub(r"_+", "_", text)
-    if not text:
-        raise BaseLoadError(f"column name {name!r} has no letters or digits")
-    if text[0].isdigit():
-        text = f"c_{text}"
-    return text
-
-
 def normalise_names(table: pa.Table, where: str) -> pa.Table:
-    new_names = [snake_case(name) for name in table.column_names]
+    try:
+        new_names = [to_snake_case(name) for name in table.column_names]
+    except InvalidName as exc:
+        raise BaseLoadError(f"{where}: {exc}") from None
     seen: dict[str, str] = {}
     for old, new in zip(table.column_names, new_names, strict=True):
         if new in seen:

@@ -10,9 +10,8 @@ import pyarrow as pa
 from deltalake import write_deltalake
 
 from medallion_assets.engine.curated.model import CalendarMeta
-from medallion_assets.engine.curated.tables import LoadResult, curated_path, finish, read_delta, table_lock
+from medallion_assets.engine.curated.tables import UNKNOWN_ID, LoadResult, curated_path, finish, read_delta, table_lock
 
-UNKNOWN_KEY = -1
 CALENDAR_SCHEMA = pa.schema(
     [
         pa.field("calendar_key", pa.int32()),
@@ -45,7 +44,7 @@ def build_calendar(start: date, end: date) -> pa.Table:
     con = duckdb.connect()
     try:
         table = con.sql(
-            """
+            f"""
             WITH days AS (SELECT CAST(d AS DATE) AS d FROM range(CAST($start AS DATE), CAST($end AS DATE) + 1, INTERVAL 1 DAY) t(d))
             SELECT CAST(year(d) * 10000 + month(d) * 100 + day(d) AS INTEGER) AS calendar_key,
                    d AS date,
@@ -64,7 +63,7 @@ def build_calendar(start: date, end: date) -> pa.Table:
                    isodow(d) >= 6 AS is_weekend
             FROM days
             UNION ALL
-            SELECT -1, DATE '1900-01-01', -1, -1, 'Unknown', -1, 'Unknown', -1, -1, -1, -1, 'Unknown', -1, -1, false
+            SELECT {UNKNOWN_ID}, DATE '1900-01-01', -1, -1, 'Unknown', -1, 'Unknown', -1, -1, -1, -1, 'Unknown', -1, -1, false
             ORDER BY calendar_key""",
             params={"start": start, "end": end},
         ).to_arrow_table()

@@ -15,7 +15,7 @@ from deltalake import DeltaTable
 from medallion_assets.engine.curated.facts import resolve_key_columns
 from medallion_assets.engine.curated.model import CalendarMeta, DimensionMeta, FactMeta
 from medallion_assets.engine.curated.sql import is_delta_table, q
-from medallion_assets.engine.curated.tables import curated_path
+from medallion_assets.engine.curated.tables import UNKNOWN_ID, curated_path
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def check_dimension(meta: DimensionMeta, data_dir: Path) -> list[CheckOutcome]:
         con.register("d", DeltaTable(str(path)).to_pyarrow_dataset())
         idc, bk = q(meta.id_column), q(meta.business_key)
         dup_ids = _scalar(con, f"SELECT count(*) FROM (SELECT {idc} FROM d GROUP BY 1 HAVING count(*) > 1)")
-        unknown = _scalar(con, f"SELECT count(*) FROM d WHERE {idc} = -1 AND NOT lh_is_deleted")
+        unknown = _scalar(con, f"SELECT count(*) FROM d WHERE {idc} = {UNKNOWN_ID} AND NOT lh_is_deleted")
         outcomes = [
             CheckOutcome("surrogate_key_unique", dup_ids == 0, f"{dup_ids} duplicated {meta.id_column} value(s)",
                          {"duplicated_ids": int(dup_ids)}),
@@ -87,7 +87,7 @@ def check_unknown_share(meta: FactMeta, data_dir: Path) -> CheckOutcome:
         con.register("f", dataset)
         total = int(_scalar(con, "SELECT count(*) FROM f"))
         for mapping in _mapped_columns(meta, dataset):
-            unknown = int(_scalar(con, f"SELECT count(*) FROM f WHERE {q(mapping.target)} = -1"))
+            unknown = int(_scalar(con, f"SELECT count(*) FROM f WHERE {q(mapping.target)} = {UNKNOWN_ID}"))
             share = unknown / total if total else 0.0
             limit = meta.spec.unknown_share_overrides.get(mapping.target, meta.spec.max_unknown_share)
             metadata[f"unknown_share_{mapping.target}"] = round(share, 6)

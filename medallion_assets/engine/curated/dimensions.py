@@ -22,13 +22,14 @@ import duckdb
 import pyarrow as pa
 from deltalake import write_deltalake
 
+from medallion_assets.engine.base.history import OPEN_END
 from medallion_assets.engine.curated.errors import CuratedError
 from medallion_assets.engine.curated.model import DimensionMeta
 from medallion_assets.engine.curated.sql import check_identifier, q, run_select
 from medallion_assets.engine.curated.tables import (
-    HIGH_DATE,
     LOW_DATE,
     TS,
+    UNKNOWN_ID,
     LoadResult,
     curated_path,
     default_for,
@@ -39,7 +40,6 @@ from medallion_assets.engine.curated.tables import (
 
 SCD1_SYSTEM = ("lh_is_deleted", "lh_is_inferred", "lh_created_date", "lh_modified_date")
 SCD2_SYSTEM = (*SCD1_SYSTEM, "lh_valid_from", "lh_valid_to", "lh_is_current")
-UNKNOWN_ID = -1
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def unknown_member(
         row[fld.name] = overrides.get(fld.name, default_for(fld.type))
     row.update(lh_is_deleted=False, lh_is_inferred=False, lh_created_date=now, lh_modified_date=now)
     if scd2:
-        row.update(lh_valid_from=LOW_DATE, lh_valid_to=HIGH_DATE, lh_is_current=True)
+        row.update(lh_valid_from=LOW_DATE, lh_valid_to=OPEN_END, lh_is_current=True)
     schema = pa.schema([pa.field(id_column, pa.int64()), *incoming_schema, *system_schema(scd2)])
     try:
         return pa.Table.from_pylist([row], schema=schema)
@@ -165,7 +165,7 @@ def _prepare(
                 f"the existing table lacks {', '.join(missing)} (was the write pattern changed?); set recreate: true"
             )
         con.register("ex_raw", existing)
-        has_unknown = con.execute(f"SELECT count(*) FROM ex_raw WHERE {q(id_column)} = -1").fetchall()[0][0]
+        has_unknown = con.execute(f"SELECT count(*) FROM ex_raw WHERE {q(id_column)} = {UNKNOWN_ID}").fetchall()[0][0]
         # The unknown member is never removed; should it have gone missing (hand edits), it comes back.
         tail = "" if has_unknown else " UNION ALL BY NAME SELECT * FROM unk"
         con.execute(f"CREATE TEMP VIEW ex AS SELECT * FROM ex_raw{tail}")
@@ -202,11 +202,11 @@ def merge_scd1(
                    CASE WHEN e.{idc} IS NULL THEN 'new'
                         WHEN e.lh_is_deleted OR e.lh_is_inferred OR ({diff}) THEN 'change'
                         ELSE 'same' END AS __action
-            FROM inc i LEFT JOIN ex e ON e.{idc} <> -1 AND i.{bk} = {proj(business_key)}"""
+            FROM inc i LEFT JOIN ex e ON e.{idc} <> {UNKNOWN_ID} AND i.{bk} = {proj(business_key)}"""
         )
         cols = ", ".join(q(c) for c in columns)
         ex_cols = ", ".join(f"{proj(c)} AS {q(c)}" for c in columns)
-        gone = f"($full AND e.{idc} <> -1 AND NOT e.lh_is_deleted AND NOT e.lh_is_inferred)"
+        gone = f"($full AND e.{idc} <> {UNKNOWN_ID} AND NOT e.lh_is_deleted AND NOT e.lh_is_inferred)"
         params = {"now": now, "full": full_load, "max_id": max_id}
         result = _arrow(con,
             f"""
@@ -265,7 +265,7 @@ def merge_scd2(
         attrs = [c for c in columns if c not in (business_key, valid_from_column)]
         diff = " OR ".join(f"i.{q(c)} IS DISTINCT FROM {proj(c)}" for c in attrs) or "false"
         candidate = f"coalesce(CAST(i.{q(valid_from_column)} AS TIMESTAMP), $now)" if valid_from_column else "$now"
-        params = {"now": now, "full": full_load, "max_id": max_id, "first": first_valid_from, "high": HIGH_DATE}
+        params = {"now": now, "full": full_load, "max_id": max_id, "first": first_valid_from, "high": OPEN_END}
         _execute(con,
             f"""CREATE TEMP TABLE j AS
             SELECT i.*, e.{idc} AS __oid, e.lh_valid_from AS __ovf, e.lh_created_date AS __ocreated,
@@ -274,12 +274,12 @@ def merge_scd2(
                         WHEN e.lh_is_deleted OR ({diff}) THEN 'change'
                         ELSE 'same' END AS __action,
                    {candidate} AS __cvf
-            FROM inc i LEFT JOIN ex e ON e.{idc} <> -1 AND e.lh_is_current AND i.{bk} = {proj(business_key)}""",
+            FROM inc i LEFT JOIN ex e ON e.{idc} <> {UNKNOWN_ID} AND e.lh_is_current AND i.{bk} = {proj(business_key)}""",
             params,
         )
         _execute(con,
             f"""CREATE TEMP TABLE gone AS SELECT e.* FROM ex e
-            WHERE $full AND e.{idc} <> -1 AND e.lh_is_current AND NOT e.lh_is_deleted AND NOT e.lh_is_inferred
+            WHERE $full AND e.{idc} <> {UNKNOWN_ID} AND e.lh_is_current AND NOT e.lh_is_deleted AND NOT e.lh_is_inferred
               AND NOT EXISTS (SELECT 1 FROM inc i WHERE i.{bk} = {proj(business_key)})""",
             params,
         )

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +20,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 
+from medallion_assets.engine.base.history import OPEN_END
 from medallion_assets.engine.curated.calendar import date_to_key
 from medallion_assets.engine.curated.dimensions import utc_now
 from medallion_assets.engine.curated.errors import CuratedError
 from medallion_assets.engine.curated.model import CALENDAR, CalendarMeta, DimensionMeta, FactMeta
 from medallion_assets.engine.curated.sql import check_identifier, is_delta_table, q, run_select
 from medallion_assets.engine.curated.tables import (
-    HIGH_DATE,
     LOW_DATE,
+    UNKNOWN_ID,
     LoadResult,
     curated_path,
     finish,
     table_lock,
 )
-
-UNKNOWN_ID = -1
+from medallion_assets.engine.sqltext import literal
 
 
 @dataclass(frozen=True)
@@ -46,10 +45,6 @@ class KeyMapping:
     dimension: str  # e.g. customer, calendar
     role: str | None
     target: str  # e.g. customer_id; calendar keys keep their name
-
-    @property
-    def is_calendar(self) -> bool:
-        return self.dimension == CALENDAR
 
 
 def resolve_key_columns(
@@ -138,10 +133,10 @@ def map_keys(
                 if not pa.types.is_integer(batch.schema.field(column).type):
                     raise CuratedError(f"calendar key column {column!r} must be a yyyymmdd integer")
                 joins.append(
-                    f"LEFT JOIN (SELECT calendar_key AS __bk FROM d_{mapping.dimension} WHERE calendar_key <> -1) {alias} "
+                    f"LEFT JOIN (SELECT calendar_key AS __bk FROM d_{mapping.dimension} WHERE calendar_key <> {UNKNOWN_ID}) {alias} "
                     f"ON b.{q(column)} = {alias}.__bk"
                 )
-                select.append(f"CAST(coalesce({alias}.__bk, -1) AS INTEGER) AS {q(mapping.target)}")
+                select.append(f"CAST(coalesce({alias}.__bk, {UNKNOWN_ID}) AS INTEGER) AS {q(mapping.target)}")
                 continue
             bk, idc = q(meta.business_key), q(meta.id_column)
             if meta.is_scd2:
@@ -152,15 +147,15 @@ def map_keys(
                 )
                 joins.append(
                     f"LEFT JOIN (SELECT {bk} AS __bk, {idc} AS __id, lh_valid_from AS __vf, lh_valid_to AS __vt, "
-                    f"lh_is_current AS __cur FROM d_{mapping.dimension} WHERE {idc} <> -1) {alias} "
+                    f"lh_is_current AS __cur FROM d_{mapping.dimension} WHERE {idc} <> {UNKNOWN_ID}) {alias} "
                     f"ON b.{q(column)} = {alias}.__bk AND ({version})"
                 )
             else:
                 joins.append(
-                    f"LEFT JOIN (SELECT {bk} AS __bk, {idc} AS __id FROM d_{mapping.dimension} WHERE {idc} <> -1) {alias} "
+                    f"LEFT JOIN (SELECT {bk} AS __bk, {idc} AS __id FROM d_{mapping.dimension} WHERE {idc} <> {UNKNOWN_ID}) {alias} "
                     f"ON b.{q(column)} = {alias}.__bk"
                 )
-            select.append(f"CAST(coalesce({alias}.__id, -1) AS BIGINT) AS {q(mapping.target)}")
+            select.append(f"CAST(coalesce({alias}.__id, {UNKNOWN_ID}) AS BIGINT) AS {q(mapping.target)}")
         sql = f"SELECT {', '.join(select)} FROM b {' '.join(joins)}"
         try:
             mapped = con.sql(sql).to_arrow_table()
@@ -170,7 +165,7 @@ def map_keys(
         if mappings:
             con.register("m", mapped)
             counts = con.execute(
-                "SELECT " + ", ".join(f"count_if({q(m.target)} = -1)" for m in mappings) + " FROM m"
+                "SELECT " + ", ".join(f"count_if({q(m.target)} = {UNKNOWN_ID})" for m in mappings) + " FROM m"
             ).fetchall()[0]
             unmatched = {m.column: int(c or 0) for m, c in zip(mappings, counts, strict=True)}
     finally:
@@ -222,10 +217,10 @@ def add_inferred_members(
             sql = f"""
                 SELECT {', '.join(select)}
                 FROM (SELECT DISTINCT k FROM k WHERE k IS NOT NULL
-                      AND k NOT IN (SELECT {bk} FROM dim WHERE {idc} <> -1 AND {bk} IS NOT NULL)) m
-                CROSS JOIN (SELECT * FROM dim WHERE {idc} = -1 LIMIT 1) u
+                      AND k NOT IN (SELECT {bk} FROM dim WHERE {idc} <> {UNKNOWN_ID} AND {bk} IS NOT NULL)) m
+                CROSS JOIN (SELECT * FROM dim WHERE {idc} = {UNKNOWN_ID} LIMIT 1) u
                 ORDER BY 1"""
-            params = {"max_id": max(int(max_id), 0), "now": now, "low": LOW_DATE, "high": HIGH_DATE}
+            params = {"max_id": max(int(max_id), 0), "now": now, "low": LOW_DATE, "high": OPEN_END}
             params = {k: v for k, v in params.items() if f"${k}" in sql}
             rows = con.sql(sql, params=params).to_arrow_table().cast(dim.schema)
         finally:
@@ -238,21 +233,6 @@ def add_inferred_members(
 def _duck_type(con: duckdb.DuckDBPyConnection, column: str) -> str:
     types = {r[0]: r[1] for r in con.execute("DESCRIBE SELECT * FROM dim").fetchall()}
     return types[column]
-
-
-def _literal(value: Any) -> str:
-    """A predicate literal for deltalake (DataFusion SQL); values come from our own batch."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, Decimal, float)):
-        return str(value)
-    if isinstance(value, datetime):
-        return f"CAST('{value.isoformat(sep=' ')}' AS TIMESTAMP)"
-    if isinstance(value, date):
-        return f"CAST('{value.isoformat()}' AS DATE)"
-    if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
-    raise CuratedError(f"cannot use a {type(value).__name__} value in a delete predicate")
 
 
 def _partition_value(column_type: pa.DataType, partition_date: date) -> Any:
@@ -426,14 +406,14 @@ def _write(
                 values = sorted(v for v in pc.unique(batch.column(column)).to_pylist() if v is not None)
             if not values:
                 return 0, 0, 0
-            predicate = f"{q(column)} IN ({', '.join(_literal(v) for v in values)})"
+            predicate = f"{q(column)} IN ({', '.join(literal(v) for v in values)})"
             old = dt.to_pyarrow_dataset().count_rows(filter=pc.field(column).isin(values))
         else:  # replace
             column = spec.range_column or ""
             if batch.num_rows == 0:
                 return 0, 0, 0
             low, high = pc.min_max(batch.column(column)).values()
-            predicate = f"{q(column)} >= {_literal(low.as_py())} AND {q(column)} <= {_literal(high.as_py())}"
+            predicate = f"{q(column)} >= {literal(low.as_py())} AND {q(column)} <= {literal(high.as_py())}"
             field = pc.field(column)
             old = dt.to_pyarrow_dataset().count_rows(filter=(field >= low.as_py()) & (field <= high.as_py()))
         write_deltalake(str(path), batch, mode="overwrite", predicate=predicate)

@@ -17,19 +17,13 @@ from pydantic import Field, field_validator, model_validator
 from medallion_assets.engine.curated.errors import CuratedError
 from medallion_assets.engine.curated.sql import TableRef, output_columns, parse_select
 from medallion_assets.engine.metadata import MetadataError, StrictModel, load_model, metadata_root
-from medallion_assets.engine.paths import is_valid_name
 from medallion_assets.engine.policies import RetrySettings
+from medallion_assets.engine.sqltext import check_name
 
 MODEL_FILE = "model.yaml"
 CALENDAR = "calendar"
 DimensionPattern = Literal["scd1", "scd2"]
 FactPattern = Literal["overwrite", "append", "merge", "incremental", "replace"]
-
-
-def _name(value: str, what: str) -> str:
-    if not is_valid_name(value):
-        raise ValueError(f"{what} {value!r} must be lower snake_case (letters, digits, underscores)")
-    return value
 
 
 class CalendarSpec(StrictModel):
@@ -78,19 +72,19 @@ class DimensionSpec(StrictModel):
     @field_validator("valid_from_column")
     @classmethod
     def _column(cls, value: str | None) -> str | None:
-        return None if value is None else _name(value, "column")
+        return None if value is None else check_name(value, what="column")
 
     @field_validator("column_descriptions")
     @classmethod
     def _described(cls, value: dict[str, str]) -> dict[str, str]:
-        return {_name(column, "column"): text for column, text in value.items()}
+        return {check_name(column, what="column"): text for column, text in value.items()}
 
     @model_validator(mode="after")
     def _scd2_only(self) -> DimensionSpec:
         if self.write_pattern != "scd2" and self.valid_from_column is not None:
             raise ValueError("valid_from_column applies to write_pattern scd2 only")
         for column in self.unknown_member:
-            _name(column, "unknown_member column")
+            check_name(column, what="unknown_member column")
         return self
 
 
@@ -129,17 +123,17 @@ class FactSpec(StrictModel):
     @field_validator("primary_key", "degenerate_keys")
     @classmethod
     def _columns(cls, value: list[str]) -> list[str]:
-        return [_name(v, "column") for v in value]
+        return [check_name(v, what="column") for v in value]
 
     @field_validator("column_descriptions")
     @classmethod
     def _described(cls, value: dict[str, str]) -> dict[str, str]:
-        return {_name(column, "column"): text for column, text in value.items()}
+        return {check_name(column, what="column"): text for column, text in value.items()}
 
     @field_validator("date_column", "range_column", "scd2_date_column")
     @classmethod
     def _column(cls, value: str | None) -> str | None:
-        return None if value is None else _name(value, "column")
+        return None if value is None else check_name(value, what="column")
 
     @model_validator(mode="after")
     def _pattern_needs(self) -> FactSpec:
@@ -160,7 +154,7 @@ class CuratedSpec(StrictModel):
     @classmethod
     def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
         for name in value:
-            _name(name, "entity name")
+            check_name(name, what="entity name")
         return value
 
     @model_validator(mode="after")

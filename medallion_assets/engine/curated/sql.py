@@ -9,7 +9,6 @@ tables, with file-system access disabled and the configuration locked before the
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +18,12 @@ import duckdb
 import pyarrow as pa
 
 from medallion_assets.engine.curated.errors import CuratedError
+from medallion_assets.engine.sqltext import is_snake_case, qualified, quote_identifier
 from medallion_assets.engine.sqltree import SqlRejected, parse_single_select, walk
 
 SCHEMAS = ("base", "curated")
 # Table functions that generate rows and touch neither files nor settings.
 ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
-_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 @dataclass(frozen=True, order=True)
@@ -40,14 +39,14 @@ class TableRef:
 
 def check_identifier(name: str, what: str = "column") -> str:
     """Identifiers pasted into generated SQL must be lower snake_case; they are quoted as well."""
-    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+    if not is_snake_case(name):
         raise CuratedError(f"{what} {name!r} is not a lower snake_case identifier")
     return name
 
 
 def q(name: str) -> str:
     """Double-quote a validated identifier."""
-    return '"' + check_identifier(name) + '"'
+    return quote_identifier(check_identifier(name))
 
 
 def parse_select(sql: str, *, source: str) -> tuple[TableRef, ...]:
@@ -118,7 +117,7 @@ def _collect_refs(node: Any, ctes: set[str], refs: set[TableRef], source: str) -
                 )
             if schema not in SCHEMAS:
                 raise CuratedError(f"{source}: table {schema}.{table}: only schemas base and curated can be read")
-            if not _IDENTIFIER.match(table):
+            if not is_snake_case(table):
                 raise CuratedError(f"{source}: table {schema}.{table}: table names are lower snake_case")
             refs.add(TableRef(schema, table))
         elif kind == "TABLE_FUNCTION":
@@ -170,7 +169,7 @@ def sandbox(
                 data = DeltaTable(str(path)).to_pyarrow_dataset()
             handle = f"__arrow_{ref.schema}_{ref.table}"
             con.register(handle, data)
-            con.execute(f'CREATE VIEW {ref.schema}."{ref.table}" AS SELECT * FROM "{handle}"')
+            con.execute(f"CREATE VIEW {qualified(ref.schema, ref.table)} AS SELECT * FROM {quote_identifier(handle)}")
         for name, value in (variables or {}).items():
             check_identifier(name, "variable")
             con.execute(f"SET VARIABLE {name} = ?", [value])

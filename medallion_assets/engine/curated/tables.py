@@ -16,7 +16,7 @@ from deltalake import DeltaTable
 from medallion_assets.engine.curated.sql import is_delta_table
 from medallion_assets.engine.files import exclusive_lock
 
-HIGH_DATE = datetime(9999, 12, 31)
+UNKNOWN_ID = -1  # the surrogate id (and calendar key) of the unknown member
 LOW_DATE = datetime(1900, 1, 1)
 TS = pa.timestamp("us")
 PREVIEW_ROWS = 10
@@ -33,10 +33,6 @@ def read_delta(path: Path) -> pa.Table | None:
     return DeltaTable(str(path)).to_pyarrow_table()
 
 
-def delta_version(path: Path) -> int | None:
-    return DeltaTable(str(path)).version() if is_delta_table(path) else None
-
-
 @contextlib.contextmanager
 def table_lock(data_dir: Path, table: str) -> Iterator[None]:
     """Serialise read-modify-write cycles on one curated table across processes.
@@ -51,7 +47,7 @@ def table_lock(data_dir: Path, table: str) -> Iterator[None]:
 def default_for(arrow_type: pa.DataType) -> Any:
     """Type-appropriate value of the unknown member: -1, 'Unknown', 0, false, 1900-01-01."""
     if pa.types.is_integer(arrow_type):
-        return -1
+        return UNKNOWN_ID
     if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or pa.types.is_string_view(arrow_type):
         return "Unknown"
     if pa.types.is_floating(arrow_type):

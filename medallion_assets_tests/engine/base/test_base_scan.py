@@ -5,7 +5,7 @@ from datetime import datetime
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
-from medallion_assets.engine.base.load import _key_ranges
+from medallion_assets.engine.base.keyed import _key_ranges
 from medallion_assets.engine.base.scan import connect, register_delta
 
 

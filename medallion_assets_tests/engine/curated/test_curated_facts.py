@@ -193,3 +193,24 @@ def test_replace_deletes_the_batch_key_range_then_inserts(tmp_path: Path) -> Non
     result = load_fact(rep, tmp_path)
     assert _content(tmp_path) == [(1, 20260101, 10), (2, 20260102, 22), (4, 20260102, 44), (9, 20260101, 90)]
     assert (result.inserted, result.replaced) == (2, 2)
+
+
+def test_replace_on_a_timestamp_range_column(tmp_path: Path) -> None:
+    # The delete predicate's timestamps are microsecond literals: deltalake refuses to compare a
+    # microsecond column with a plain (nanosecond) TIMESTAMP.
+    model = _model(tmp_path / "m", CAL + "facts:\n  e: {write_pattern: replace, range_column: event_at, "
+                   "degenerate_keys: [line_key]}\n",
+                   {"fact_e.sql": "SELECT id AS line_key, happened AS event_at, amount FROM base.events"})
+    load_calendar(model.calendar, tmp_path)
+
+    def events(rows: list[tuple[int, datetime, int]]) -> None:
+        _base(tmp_path, "events", {"id": [r[0] for r in rows], "happened": pa.array([r[1] for r in rows], pa.timestamp("us")),
+                                   "amount": [r[2] for r in rows]})
+
+    early, mid, late = datetime(2026, 1, 1, 8), datetime(2026, 1, 2, 9, 30, 0, 250_000), datetime(2026, 1, 5)
+    events([(1, early, 10), (2, mid, 20), (3, late, 30)])
+    load_fact(model.facts["fact_e"], tmp_path)
+    events([(4, datetime(2026, 1, 2), 40), (5, mid, 50)])  # covers 2 Jan 00:00 .. mid: replaces line 2
+    result = load_fact(model.facts["fact_e"], tmp_path)
+    assert sorted((r["line_key"], r["amount"]) for r in _read(tmp_path, "fact_e")) == [(1, 10), (3, 30), (4, 40), (5, 50)]
+    assert (result.inserted, result.replaced) == (2, 1)
