@@ -53,7 +53,25 @@ def build_parser() -> argparse.ArgumentParser:
     advance = sample_commands.add_parser("advance", help="move the source systems forward by N days")
     advance.add_argument("--days", type=_positive, default=1)
     _add_sources_commands(commands)
+    pools = commands.add_parser("pools", help="the per-table concurrency pools of a deployed instance")
+    pools_commands = pools.add_subparsers(dest="pools_command", required=True)
+    pools_commands.add_parser("init", help="create every table pool on the instance at DAGSTER_HOME (run once per deploy)")
     return parser
+
+
+def _run_pools_init() -> None:
+    import dagster as dg
+
+    from medallion_assets.common.pools import initialize_pools, table_pools
+    from medallion_assets.definitions import build_definitions
+
+    pools = table_pools(build_definitions())
+    with dg.DagsterInstance.get() as instance:
+        limit = initialize_pools(instance=instance, pools=pools)
+    if limit is None:
+        print("the instance sets no concurrency: pools: default_limit; nothing to create")
+    else:
+        print(f"{len(pools)} table pools, limit {limit} each")
 
 
 # --- `medallion sources discover` ---------------------------------------------------------------
@@ -106,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "sources":
             _run_sources_discover(args)
+        elif args.command == "pools":
+            _run_pools_init()
         elif args.command == "demo":
             from medallion_assets.demo import run_demo
 

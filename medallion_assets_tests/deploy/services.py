@@ -132,6 +132,11 @@ def deployed_dagster(
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         **(extra_env or {}),
     }
+    # the deploy step that creates every table pool once (see README, "Deploy")
+    pools = subprocess.run(
+        [sys.executable, "-m", "medallion_assets.cli", "pools", "init"], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert pools.returncode == 0 and "limit 1" in pools.stdout, pools.stdout + pools.stderr
     processes = Processes(logs)
     port = free_port()
     with pytest.MonkeyPatch.context() as mp:
