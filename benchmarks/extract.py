@@ -12,6 +12,10 @@ its own child process (wall time of the work, and the child's peak resident memo
 - then 1 % of the rows get a new ``modified_at``, and ``landing delta`` (an incremental extract
   by watermark) runs next to ``floor delta`` (the same filtered SELECT into Parquet).
 
+Each kind runs ``--repeat`` times (default 3), interleaved with its floor so that a change of
+load on the machine (or a cold cache on the first read of a new table) hits both alike, and the
+median run is printed.
+
 The database is dropped at the end. Set ``BENCH_PG_ADMIN`` for another server.
 """
 
@@ -102,6 +106,15 @@ def measure(kind: str, url: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def median_of(kinds: list[str], url: str, *, repeat: int) -> list[dict]:
+    """Each kind ``repeat`` times, interleaved (so load changes hit both alike); the median run."""
+    runs: dict[str, list[dict]] = {kind: [] for kind in kinds}
+    for _ in range(repeat):
+        for kind in kinds:
+            runs[kind].append(measure(kind, url))
+    return [sorted(runs[kind], key=lambda r: r["wall"])[len(runs[kind]) // 2] for kind in kinds]
+
+
 def admin(sql: str) -> None:
     import psycopg
 
@@ -109,7 +122,7 @@ def admin(sql: str) -> None:
         con.execute(sql)
 
 
-def run_size(rows: int) -> list[dict]:
+def run_size(rows: int, *, repeat: int) -> list[dict]:
     import psycopg
 
     name = f"medallion_h9_bench_{uuid.uuid4().hex[:8]}"
@@ -123,11 +136,11 @@ def run_size(rows: int) -> list[dict]:
             con.execute("CREATE INDEX ON bench (modified_at)")
             con.execute("VACUUM ANALYZE bench")
         print(f"  table of {rows:,} rows built in {time.perf_counter() - t0:.1f}s", flush=True)
-        results = [measure("floor full", url), measure("landing full", url)]
+        results = median_of(["floor full", "landing full"], url, repeat=repeat)
         with psycopg.connect(url, autocommit=True) as con:
             con.execute("UPDATE bench SET modified_at = timestamp '2026-01-02 08:00' WHERE id % 100 = 0")
             con.execute("VACUUM ANALYZE bench")
-        results += [measure("floor delta", url), measure("landing delta", url)]
+        results += median_of(["floor delta", "landing delta"], url, repeat=repeat)
         return results
     finally:
         admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -136,6 +149,9 @@ def run_size(rows: int) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per kind, interleaved with the floor: the median is printed"
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--url", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
@@ -147,7 +163,7 @@ def main() -> None:
     print(f"{'rows':>10} {'run':<14} {'rows landed':>12} {'wall s':>8} {'vs floor':>9} {'peak MB':>8}")
     for rows in args.rows:
         print(f"{rows:,} rows:", flush=True)
-        results = run_size(rows)
+        results = run_size(rows, repeat=args.repeat)
         floors = {r["kind"].split()[1]: r for r in results if r["kind"].startswith("floor")}
         for r in results:
             ratio = r["wall"] / floors[r["kind"].split()[1]]["wall"]

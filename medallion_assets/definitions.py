@@ -13,6 +13,7 @@ from medallion_assets.engine.catalog import ProjectMetadata, load_project_metada
 from medallion_assets.landing.definitions import build_landing_definitions
 from medallion_assets.orchestration.jobs import (
     build_celery_jobs,
+    build_project_executor,
     dimensions_job,
     facts_job,
     landing_to_base_job,
@@ -95,6 +96,7 @@ def build_definitions(metadata: ProjectMetadata | None = None) -> dg.Definitions
             schedules=[build_daily_schedule(medallion_daily_job), build_maintenance_schedule()],
             sensors=[landing_sensor, run_failure_notifier, automation_sensor],
             resources={"lakehouse": LakehouseResource()},
+            executor=build_project_executor(),
         ),
     )
 

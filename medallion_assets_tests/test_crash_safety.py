@@ -69,7 +69,9 @@ def run_worker(layer: str, data_dir: Path) -> float:
     began = time.monotonic()
     out, _ = proc.communicate()
     elapsed = time.monotonic() - began
-    assert proc.returncode == 0 and "done" in out, f"worker {layer} failed on {data_dir}: {log.read_text()[-3000:]}"
+    assert proc.returncode == 0 and "done" in out, (
+        f"worker {layer} failed on {data_dir} (exit {proc.returncode}, stdout {out!r}): {log.read_text()[-3000:]}"
+    )
     return elapsed
 
 

@@ -80,6 +80,23 @@ def test_jobs_run_on_the_forkserver_with_the_code_location_preloaded():
         assert default["start_method"] == multiprocess["start_method"], name
 
 
+def test_runs_without_run_config_also_use_the_forkserver():
+    """The asset graph's Materialize button and GraphQL launches give no run config: the code
+    location's executor defaults to the jobs' execution config, and a launchpad may still
+    choose in_process."""
+    from dagster._core.system_config.objects import ResolvedRunConfig
+
+    from medallion_assets.orchestration.jobs import multiprocess_run_config
+
+    implicit = defs.resolve_implicit_global_asset_job_def()
+    resolved = ResolvedRunConfig.build(implicit, {})
+    engine = resolved.execution.execution_engine_config["multiprocess"]
+    expected = multiprocess_run_config()["execution"]["config"]["multiprocess"]
+    assert {key: engine[key] for key in expected} == expected
+    chosen = ResolvedRunConfig.build(implicit, {"execution": {"config": {"in_process": {}}}})
+    assert "in_process" in chosen.execution.execution_engine_config
+
+
 def test_preloading_the_code_location_opens_no_delta_table():
     """Steps are forks of the forkserver; deltalake's tokio runtime does not survive a fork, so
     importing what the forkserver preloads must not start it."""

@@ -32,6 +32,29 @@ def _parallel() -> dict:
     return multiprocess_run_config()
 
 
+def build_project_executor() -> dg.ExecutorDefinition:
+    """Dagster's default executor (multiprocess or in-process by config) whose config, when a run
+    gives none, is ``multiprocess_run_config()``: the forkserver with the code location preloaded.
+
+    Set once on the code location, so runs launched without run config (the asset graph's
+    Materialize button, GraphQL launches, asset backfills) start their steps as cheaply as the
+    jobs do. The config schema is Dagster's own, so a launchpad may still pick ``in_process``,
+    ``spawn`` or another ``max_concurrent``.
+    """
+    default = dg.multi_or_in_process_executor
+    return dg.ExecutorDefinition(
+        name=default.name,
+        config_schema=dg.Field(
+            default.config_schema.as_field().config_type,
+            default_value=multiprocess_run_config()["execution"]["config"],
+            is_required=False,
+        ),
+        requirements=default.get_requirements,
+        executor_creation_fn=default.executor_creation_fn,
+        description="Steps in processes forked from a server that preloaded the code location.",
+    )
+
+
 dimensions_selection = dg.AssetSelection.tag(ENTITY_TAG, "dimension")
 facts_selection = dg.AssetSelection.tag(ENTITY_TAG, "fact") | dg.AssetSelection.tag(ENTITY_TAG, "bridge")
 
