@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 from dagster import JobExecutionResult
 
+from medallion_assets.engine.lake import open_delta
 from medallion_assets.engine.paths import LOAD_TYPES, repository_root
 from medallion_assets.engine.sample import default_sample_start, generate_sample, sample_exists
 
@@ -164,7 +165,6 @@ def _report(data_dir: Path, *, started: float, log: Callable[[str], None]) -> No
 
 def summarize(data_dir: Path) -> list[tuple[str, dict[str, object]]]:
     """Row counts of every Delta table and file counts of every landing object."""
-    from deltalake import DeltaTable
 
     rows: list[tuple[str, dict[str, object]]] = []
     landing = Path(data_dir) / "landing"
@@ -173,7 +173,7 @@ def summarize(data_dir: Path) -> list[tuple[str, dict[str, object]]]:
         rows.append((f"landing.{object_dir.parent.name}_{object_dir.name}", {"files": len(files)}))
     for layer in ("base", "curated"):
         for table_dir in sorted(p for p in (Path(data_dir) / layer).glob("*") if (p / "_delta_log").is_dir()):
-            table = DeltaTable(str(table_dir))
+            table = open_delta(table_dir)
             count = table.to_pyarrow_dataset().count_rows()
             rows.append((f"{layer}.{table_dir.name}", {"rows": count, "version": table.version()}))
     return rows

@@ -1,0 +1,111 @@
+"""The data root on S3 (moto's server): paths, landing files, Delta tables, locks, secrets."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pytest
+
+from medallion_assets.engine.base.reader import read_landing_file
+from medallion_assets.engine.base.schema import BaseLoadError
+from medallion_assets.engine.files import exclusive_lock, write_table_file
+from medallion_assets.engine.lake import LakePath, is_delta, open_delta, storage_options, write_delta
+from medallion_assets.engine.paths import (
+    PathOutsideDataRoot,
+    inside,
+    landing_file_path,
+    list_delta_tables,
+    list_landing_files,
+    resolve_data_dir,
+)
+from medallion_assets_tests.s3_server import SECRET_KEY
+
+
+def _keys(lake) -> list[str]:
+    root = resolve_data_dir(lake.uri)
+    infos = root.lake.filesystem.get_file_info(pafs.FileSelector(lake.bucket, recursive=True))
+    return sorted(i.path for i in infos if i.type == pafs.FileType.File)
+
+
+def test_a_uri_root_is_a_lake_path_and_a_local_root_stays_a_path(s3_lake, tmp_path):
+    root = resolve_data_dir(s3_lake.uri)
+    assert isinstance(root, LakePath) and str(root) == s3_lake.uri
+    assert str(root / "base" / "orders") == f"{s3_lake.uri}/base/orders"
+    assert (root / "base" / "orders").parent.name == "base"
+    assert isinstance(resolve_data_dir(str(tmp_path)), Path)
+    assert SECRET_KEY not in repr(root) and SECRET_KEY not in repr(root.lake)
+
+
+def test_inside_refuses_keys_that_leave_the_root(s3_lake):
+    root = resolve_data_dir(s3_lake.uri)
+    assert str(inside(root, "base/x")) == f"{s3_lake.uri}/base/x"
+    for bad in ("../other", "/etc/x", "base/../../x", "s3://elsewhere/x"):
+        with pytest.raises(PathOutsideDataRoot):
+            inside(root, bad)
+
+
+def test_landing_files_are_written_whole_listed_and_read_back(s3_lake):
+    root = resolve_data_dir(s3_lake.uri)
+    table = pa.table({"id": [1, 2, 3], "name": ["a", "b", "c"]})
+    day = date(2026, 1, 2)
+    for fmt in ("csv", "parquet", "json"):
+        final = landing_file_path(root, "shop", "customer", "full", day, datetime(2026, 1, 2, 22, 0, 0), fmt)
+        write_table_file(table, final, fmt)
+    files = list_landing_files(root, "shop", "customer")
+    assert [f.format for f in files] == ["csv", "json", "parquet"]  # same time and load type: by name
+    assert all(isinstance(f.path, LakePath) for f in files)
+    for f in files:
+        assert read_landing_file(f.path, f.format, {}).sort_by("id").column("id").to_pylist() == [1, 2, 3]
+    # one object per file, no temporary object left anywhere
+    keys = _keys(s3_lake)
+    assert len(keys) == 3 and not any("/." in k for k in keys)
+
+
+def test_a_broken_csv_names_its_uri_and_line(s3_lake):
+    root = resolve_data_dir(s3_lake.uri)
+    final = landing_file_path(root, "shop", "customer", "full", date(2026, 1, 2), datetime(2026, 1, 2, 22), "csv")
+    stream = root.lake.filesystem.open_output_stream(final.fs_path)
+    stream.write(b'id,name\n1,a\n"2,b\n3,c\n')
+    stream.close()
+    with pytest.raises(BaseLoadError) as caught:
+        read_landing_file(final, "csv", {})
+    message = str(caught.value)
+    assert str(final) in message and "medallion-read-" not in message
+    assert "line" in message.lower()
+
+
+def test_delta_tables_round_trip_with_conditional_commits(s3_lake):
+    root = resolve_data_dir(s3_lake.uri)
+    options = storage_options(root)
+    assert options["aws_conditional_put"] == "etag"
+    assert not any("UNSAFE_RENAME" in k.upper() for k in options)
+    path = root / "base" / "orders"
+    assert not is_delta(path)
+    write_delta(path, pa.table({"id": [1, 2]}), mode="append")
+    write_delta(path, pa.table({"id": [3]}), mode="append")
+    write_delta(root / "base" / "_state" / "orders", pa.table({"k": [1]}), mode="append")
+    assert open_delta(path).to_pyarrow_table().num_rows == 3
+    assert [(layer, name) for layer, name, _ in list_delta_tables(root)] == [("base", "orders")]
+
+
+def test_two_writers_at_the_same_version_do_not_lose_a_commit(s3_lake):
+    """Both open version 0 and append: conditional puts make one of them retry at version 2."""
+    root = resolve_data_dir(s3_lake.uri)
+    path = root / "base" / "events"
+    write_delta(path, pa.table({"id": [0]}), mode="append")
+    first, second = open_delta(path), open_delta(path)
+    write_delta(first, pa.table({"id": [1]}), mode="append")
+    write_delta(second, pa.table({"id": [2]}), mode="append")
+    table = open_delta(path)
+    assert table.version() == 2
+    assert sorted(table.to_pyarrow_table().column("id").to_pylist()) == [0, 1, 2]
+
+
+def test_locks_of_a_remote_lake_are_local_files(s3_lake):
+    root = resolve_data_dir(s3_lake.uri)
+    with exclusive_lock(root / "base" / "_locks" / "orders.lock"):
+        assert (s3_lake.local_dir / "_locks" / "base" / "_locks" / "orders.lock").is_file()
+    assert _keys(s3_lake) == []
