@@ -178,6 +178,13 @@ class LakePath:
             raise ValueError(f"{self} is not inside {other}")
         return PurePosixPath(self.key[len(other.key) :].lstrip("/") or ".")
 
+    def is_relative_to(self, other: object) -> bool:
+        try:
+            self.relative_to(other)  # type: ignore[arg-type]
+        except ValueError:
+            return False
+        return True
+
     def as_posix(self) -> str:
         return str(self)
 
