@@ -9,6 +9,7 @@ Tables are compared as test_crash_safety does: every column but the load-time st
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,9 +20,9 @@ import pyarrow.fs as pafs
 import pytest
 
 from medallion_assets.engine.base.reader import read_landing_file
-from medallion_assets.engine.lake import LakePath, as_path, is_delta, open_delta
+from medallion_assets.engine.lake import LakePath, as_path, is_delta, open_delta, write_delta
 from medallion_assets.engine.landing_scan import scan_for_new_files
-from medallion_assets.engine.maintenance import delta_tables, maintain_table
+from medallion_assets.engine.maintenance import delta_tables, file_stats, maintain_table
 from medallion_assets.engine.paths import list_landing_files, resolve_data_dir
 from medallion_assets.engine.rollback import execute_rollback, plan_rollback
 from medallion_assets.engine.sample import generate_sample
@@ -129,7 +130,8 @@ def test_the_landing_scan_lists_new_s3_files_only(run):
     stamp = landing.path.stem.rsplit("_", 1)[1]
     later = landing.path.with_name(landing.path.name.replace(stamp, f"{newest:%Y%m%d}T235959"))
     # ... and a file put into the first day's prefix is not, because old days are not listed again
-    oldest = next(f for f in first if not f.dropped and f.partition_date == min(sample_days()))
+    listed = list_landing_files(run.remote, landing.source, landing.object)
+    oldest = next(f for f in listed if f.partition_date < newest - timedelta(days=1))
     old_stamp = oldest.path.stem.rsplit("_", 1)[1]
     late_old = oldest.path.with_name(oldest.path.name.replace(old_stamp, f"{oldest.partition_date:%Y%m%d}T235959"))
     filesystem = run.remote.lake.filesystem
@@ -156,21 +158,27 @@ def test_the_serving_database_holds_the_tables_of_a_remote_lake(run):
 
 
 def test_maintenance_and_rollback_on_s3(run):
-    before = table_contents(run.remote)
-    start = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=1)
-    # compaction (and a vacuum that keeps the week's files, so the rollback below can restore)
-    results = [maintain_table(path, retention_days=7) for path in delta_tables(run.remote)]
-    assert any(r.files_compacted for r in results) and all(r.after.disk_files > 0 for r in results)
-    assert table_contents(run.remote) == before
+    """Compaction and vacuum of a fragmented table, a rollback of that compaction, then a vacuum of
+    every table of the lake: the rows never change."""
+    root = resolve_data_dir(f"s3://{run.bucket}/maintenance")
+    path = root / "base" / "erp_fragmented"
+    for day in range(4):
+        write_delta(path, pa.table({"id": [day, day + 10]}), mode="append")
+    rows = _rows(open_delta(path).to_pyarrow_table())
+    time.sleep(1.1)  # the rollback window must start after the table's creating commits
+    start = datetime.now(UTC).replace(tzinfo=None)
+    result = maintain_table(path, retention_days=7)  # keeps the week's files: the rollback needs them
+    assert (result.before.active_files, result.after.active_files, result.files_compacted) == (4, 1, 4)
     end = datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=1)
-    plans = plan_rollback(run.remote, start, end)
-    assert any(p.action == "restore" for p in plans)
-    outcomes = execute_rollback(plans)
-    assert [o.error for o in outcomes if o.error] == [] and any(o.restored for o in outcomes)
-    assert table_contents(run.remote) == before
-    # a vacuum of everything unreferenced leaves every table as it reads
-    for path in delta_tables(run.remote):
-        maintain_table(path, retention_days=0)
+    plans = plan_rollback(root, start, end)
+    assert [(p.table, p.action) for p in plans] == [("erp_fragmented", "restore")]
+    assert [o.error for o in execute_rollback(plans)] == [None]
+    assert file_stats(path).active_files == 4 and _rows(open_delta(path).to_pyarrow_table()) == rows
+    result = maintain_table(path, retention_days=0)
+    assert result.after.disk_files == 1 and _rows(open_delta(path).to_pyarrow_table()) == rows
+    before = table_contents(run.remote)
+    for table in delta_tables(run.remote):
+        maintain_table(table, retention_days=0)
     assert table_contents(run.remote) == before
 
 
@@ -193,13 +201,16 @@ def test_a_sigkilled_base_load_on_s3_leaves_readable_tables_and_reruns_to_the_sa
         clean = _trial_root(run, "clean", tmp_path)
         duration = run_worker("base", clean)  # uninterrupted, in a worker process: the kill window
         assert _base_tables(clean.root) == reference
+        kills = []
         for trial, fraction in enumerate((0.3, 0.7)):
             handle = _trial_root(run, f"trial-{trial}", tmp_path)
             killed = kill_worker("base", handle, duration * fraction)
+            kills.append(killed)
             for path in delta_dirs(handle.root).values():
                 open_delta(path).to_pyarrow_table()  # every table reads fully at its latest version
             run_worker("base", handle)
             assert _base_tables(handle.root) == reference, f"trial {trial} (killed: {killed}): tables differ"
+        assert any(kills), "no trial was killed before it finished"
 
 
 def _base_tables(root: LakePath) -> dict[str, list[tuple]]:
@@ -225,3 +236,24 @@ def _trial_root(run: Run, name: str, tmp_path: Path) -> _WorkerRoot:
     log_dir = tmp_path / name
     log_dir.mkdir()
     return _WorkerRoot(log_dir, resolve_data_dir(f"s3://{prefix}"))
+
+
+def test_medallion_daily_on_an_s3_lake_loads_the_same_base_tables(run, monkeypatch):
+    """The Dagster job, with ``MEDALLION_DATA_DIR`` an ``s3://`` URI: landing keeps the sample's
+    extracts, base loads day by day as the engine run did."""
+    import dagster as dg
+
+    from medallion_assets.definitions import defs
+
+    filesystem = run.remote.lake.filesystem
+    pafs.copy_files(f"{run.bucket}/lake/landing", f"{run.bucket}/daily/landing", filesystem, filesystem)
+    monkeypatch.setenv("MEDALLION_DATA_DIR", f"s3://{run.bucket}/daily")
+    job = defs.resolve_job_def("medallion_daily")
+    with dg.DagsterInstance.ephemeral() as instance:
+        for day in sample_days():
+            assert job.execute_in_process(partition_key=day.isoformat(), instance=instance).success
+    daily = resolve_data_dir(f"s3://{run.bucket}/daily")
+    assert _base_tables(daily) == _base_tables(run.local)
+    curated = {n for n in table_contents(daily) if n.startswith("curated/")}
+    assert curated == {n for n in table_contents(run.local) if n.startswith("curated/")}
+    assert (run.local_dir / "warehouse.duckdb").is_file()
