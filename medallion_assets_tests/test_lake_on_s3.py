@@ -29,7 +29,7 @@ from medallion_assets.engine.sample import generate_sample
 from medallion_assets.engine.serving import refresh_serving_views
 from medallion_assets.engine.sources import load_sources
 from medallion_assets_tests.crash_worker import run_base, run_curated, sample_days
-from medallion_assets_tests.s3_server import SECRET_KEY, create_bucket, s3_environment
+from medallion_assets_tests.s3_server import ACCESS_KEY, SECRET_KEY, create_bucket, s3_environment
 
 pytestmark = pytest.mark.slow  # the sample's three days twice, plus SIGKILL trials, over HTTP
 
@@ -242,6 +242,7 @@ def test_medallion_daily_on_an_s3_lake_loads_the_same_base_tables(run, monkeypat
     """The Dagster job, with ``MEDALLION_DATA_DIR`` an ``s3://`` URI: landing keeps the sample's
     extracts, base loads day by day as the engine run did."""
     import dagster as dg
+    from dagster._serdes import serialize_value
 
     from medallion_assets.definitions import defs
 
@@ -251,7 +252,10 @@ def test_medallion_daily_on_an_s3_lake_loads_the_same_base_tables(run, monkeypat
     job = defs.resolve_job_def("medallion_daily")
     with dg.DagsterInstance.ephemeral() as instance:
         for day in sample_days():
-            assert job.execute_in_process(partition_key=day.isoformat(), instance=instance).success
+            result = job.execute_in_process(partition_key=day.isoformat(), instance=instance)
+            assert result.success
+            events = "\n".join(serialize_value(record) for record in instance.all_logs(result.run_id))
+            assert SECRET_KEY not in events and ACCESS_KEY not in events
     daily = resolve_data_dir(f"s3://{run.bucket}/daily")
     assert _base_tables(daily) == _base_tables(run.local)
     curated = {n for n in table_contents(daily) if n.startswith("curated/")}

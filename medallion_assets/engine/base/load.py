@@ -366,9 +366,9 @@ def _write_quarantine(table: BaseTable, data_dir: Path, extracts: list[Extract],
     if parts:
         rows = unify(parts, f"table {table.name!r} quarantine")
         if existing is None:
-            write_delta(str(path), rows, mode="append")
+            write_delta(path, rows, mode="append")
         else:
-            write_delta(str(path), rows, mode="overwrite", predicate=predicate, schema_mode="merge")
+            write_delta(path, rows, mode="overwrite", predicate=predicate, schema_mode="merge")
     elif existing is not None and files:
         existing.delete(predicate)
 

@@ -86,7 +86,7 @@ def load_calendar(meta: CalendarMeta, data_dir: Path) -> LoadResult:
             inserted, deleted = table.num_rows, 0 if existing is None else existing.num_rows
         unchanged = existing is not None and existing.equals(table)
         if not unchanged:
-            write_delta(str(path), table, mode="overwrite", schema_mode="overwrite")
+            write_delta(path, table, mode="overwrite", schema_mode="overwrite")
     return finish(
         meta.table, path, inserted=inserted, updated=0, replaced=deleted, written=[] if unchanged else [meta.table]
     )

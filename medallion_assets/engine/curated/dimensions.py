@@ -387,7 +387,7 @@ def load_dimension(meta: DimensionMeta, data_dir: Path, *, now: datetime | None 
             and existing.num_rows == outcome.table.num_rows
         )
         if not unchanged:
-            write_delta(str(path), outcome.table, mode="overwrite", schema_mode="overwrite")
+            write_delta(path, outcome.table, mode="overwrite", schema_mode="overwrite")
     return finish(
         meta.table,
         path,

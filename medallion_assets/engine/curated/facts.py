@@ -226,7 +226,7 @@ def add_inferred_members(
         finally:
             con.close()
         if rows.num_rows:
-            write_delta(str(path), rows, mode="append")
+            write_delta(path, rows, mode="append")
     return rows.num_rows
 
 
@@ -380,10 +380,10 @@ def _write(
             if pattern in ("incremental", "replace", "merge") and not exists:
                 _check_batch(meta, batch, source)
             old = open_delta(path).to_pyarrow_dataset().count_rows() if exists else 0
-            write_delta(str(path), batch, mode="overwrite", schema_mode="overwrite")
+            write_delta(path, batch, mode="overwrite", schema_mode="overwrite")
             return batch.num_rows, 0, old
         if pattern == "append":
-            write_delta(str(path), batch, mode="append")
+            write_delta(path, batch, mode="append")
             return batch.num_rows, 0, 0
         _check_batch(meta, batch, source)
         dt = open_delta(path)
@@ -416,7 +416,7 @@ def _write(
             predicate = f"{q(column)} >= {literal(low.as_py())} AND {q(column)} <= {literal(high.as_py())}"
             field = pc.field(column)
             old = dt.to_pyarrow_dataset().count_rows(filter=(field >= low.as_py()) & (field <= high.as_py()))
-        write_delta(str(path), batch, mode="overwrite", predicate=predicate)
+        write_delta(path, batch, mode="overwrite", predicate=predicate)
         return batch.num_rows, 0, old
     except CuratedError:
         raise
