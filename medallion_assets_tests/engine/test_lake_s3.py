@@ -77,6 +77,15 @@ def test_a_broken_csv_names_its_uri_and_line(s3_lake):
     assert "line" in message.lower()
 
 
+def test_a_landing_file_gone_since_listing_is_a_clear_error(s3_lake):
+    root = resolve_data_dir(s3_lake.uri)
+    gone = landing_file_path(root, "shop", "customer", "full", date(2026, 1, 2), datetime(2026, 1, 2, 22), "parquet")
+    with pytest.raises(BaseLoadError, match=f"{gone}: cannot read parquet landing file"):
+        read_landing_file(gone, "parquet", {})
+    with pytest.raises(BaseLoadError, match="cannot read csv landing file"):
+        read_landing_file(gone.with_name(gone.stem + ".csv"), "csv", {})
+
+
 def test_delta_tables_round_trip_with_conditional_commits(s3_lake):
     root = resolve_data_dir(s3_lake.uri)
     options = storage_options(root)
@@ -109,3 +118,36 @@ def test_locks_of_a_remote_lake_are_local_files(s3_lake):
     with exclusive_lock(root / "base" / "_locks" / "orders.lock"):
         assert (s3_lake.local_dir / "_locks" / "base" / "_locks" / "orders.lock").is_file()
     assert _keys(s3_lake) == []
+
+
+def _append_worker(uri: str, writer: int, count: int, barrier, errors) -> None:
+    try:
+        barrier.wait(timeout=120)
+        for i in range(count):
+            write_delta(resolve_data_dir(uri) / "base" / "shared", pa.table({"writer": [writer], "i": [i]}), mode="append")
+    except BaseException as exc:  # reported to the parent
+        errors.put(f"writer {writer}: {type(exc).__name__}: {exc}")
+        raise
+
+
+@pytest.mark.slow  # three spawned processes
+def test_writers_in_separate_processes_lose_no_commit(s3_lake):
+    """Three processes append to one table at once, with no engine lock: only S3's conditional
+    writes order their commits. Every append is a version of its own and every row is there."""
+    import multiprocessing
+
+    root = resolve_data_dir(s3_lake.uri)
+    write_delta(root / "base" / "shared", pa.table({"writer": [-1], "i": [-1]}), mode="append")
+    context = multiprocessing.get_context("spawn")
+    barrier, errors = context.Barrier(3), context.Queue()
+    workers = [context.Process(target=_append_worker, args=(s3_lake.uri, w, 5, barrier, errors)) for w in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+    assert errors.empty(), errors.get()
+    assert [w.exitcode for w in workers] == [0, 0, 0]
+    table = open_delta(root / "base" / "shared")
+    assert table.version() == 15
+    rows = sorted(zip(*table.to_pyarrow_table().select(["writer", "i"]).to_pydict().values(), strict=True))
+    assert rows == [(-1, -1)] + [(w, i) for w in range(3) for i in range(5)]

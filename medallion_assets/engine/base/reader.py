@@ -115,13 +115,16 @@ def read_landing_file(path: Path, fmt: str, options: dict[str, Any]) -> pa.Table
     path = as_path(path)
     if not is_remote(path):
         return _read_local_file(path, fmt, options)
-    if fmt in ("csv", "json") and path.stat().st_size == 0:
-        raise BaseLoadError(f"{path}: the {fmt} landing file is empty (0 bytes)")
-    with local_copy(path) as local:
-        try:
-            return _read_local_file(local, fmt, options)
-        except BaseLoadError as exc:
-            raise BaseLoadError(str(exc).replace(str(local), str(path))) from None
+    try:
+        if fmt in ("csv", "json") and path.stat().st_size == 0:
+            raise BaseLoadError(f"{path}: the {fmt} landing file is empty (0 bytes)")
+        with local_copy(path) as local:
+            try:
+                return _read_local_file(local, fmt, options)
+            except BaseLoadError as exc:
+                raise BaseLoadError(str(exc).replace(str(local), str(path))) from None
+    except OSError as exc:  # gone since it was listed, or the store did not answer
+        raise BaseLoadError(f"{path}: cannot read {fmt} landing file: {type(exc).__name__}: {exc}") from None
 
 
 def _read_local_file(path: Path, fmt: str, options: dict[str, Any]) -> pa.Table:
