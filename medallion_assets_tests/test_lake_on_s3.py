@@ -213,6 +213,26 @@ def test_a_sigkilled_base_load_on_s3_leaves_readable_tables_and_reruns_to_the_sa
         assert any(kills), "no trial was killed before it finished"
 
 
+def test_a_sigkilled_landing_extract_on_s3_leaves_only_whole_objects(run, tmp_path):
+    """The last day's extracts forced again and killed halfway: every object a reader lists reads
+    fully (uploads appear whole), and a re-run lands exactly the sample's files."""
+    from medallion_assets_tests.test_crash_safety import kill_worker, run_worker
+
+    clean = landing_contents(run.remote)
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in s3_environment(run.endpoint).items():
+            patch.setenv(name, value)
+        patch.setenv("MEDALLION_LOCAL_DIR", str(run.local_dir))
+        handle = _trial_root(run, "landing-trial", tmp_path)
+        duration = run_worker("landing", handle)
+        assert landing_contents(handle.root) == clean
+        killed = kill_worker("landing", handle, duration * 0.5)
+        after_kill = landing_contents(handle.root)  # raises if a listed object is partial
+        assert set(after_kill) <= set(clean) and all(after_kill[k] == clean[k] for k in after_kill)
+        run_worker("landing", handle)
+        assert landing_contents(handle.root) == clean, f"killed: {killed}"
+
+
 def _base_tables(root: LakePath) -> dict[str, list[tuple]]:
     return {n: r for n, r in table_contents(root).items() if n.startswith("base")}
 
