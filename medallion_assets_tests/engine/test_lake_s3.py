@@ -151,3 +151,20 @@ def test_writers_in_separate_processes_lose_no_commit(s3_lake):
     assert table.version() == 15
     rows = sorted(zip(*table.to_pyarrow_table().select(["writer", "i"]).to_pydict().values(), strict=True))
     assert rows == [(-1, -1)] + [(w, i) for w in range(3) for i in range(5)]
+
+
+def test_the_package_opens_delta_tables_only_through_lake_py():
+    """A ``DeltaTable(...)`` or ``write_deltalake(...)`` elsewhere would miss the storage options
+    of a remote lake (and work only on local disk): every call goes through engine/lake.py."""
+    import re
+
+    package = Path(__file__).resolve().parents[2] / "medallion_assets"
+    direct = re.compile(r"\bDeltaTable(\.is_deltatable)?\(|\bwrite_deltalake\(")
+    offenders = [
+        f"{path.relative_to(package)}:{number}"
+        for path in sorted(package.rglob("*.py"))
+        if path.name != "lake.py"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if direct.search(line)
+    ]
+    assert offenders == [], "use open_delta / is_delta / write_delta from medallion_assets.engine.lake"
