@@ -92,7 +92,7 @@ def _lake(uri: str, fingerprint: str) -> Lake:
     try:
         filesystem, root = pafs.FileSystem.from_uri(uri)
     except (OSError, ValueError) as exc:
-        raise LakeError(f"data root {uri}: cannot open its file system ({type(exc).__name__})") from None
+        raise LakeError(f"data root {uri}: cannot open its file system: {exc}") from None
     return Lake(uri=uri, filesystem=filesystem, root=root.rstrip("/"), storage_options=_delta_options(uri))
 
 

@@ -12,7 +12,7 @@ import pytest
 from medallion_assets.engine.base.reader import read_landing_file
 from medallion_assets.engine.base.schema import BaseLoadError
 from medallion_assets.engine.files import exclusive_lock, write_table_file
-from medallion_assets.engine.lake import LakePath, is_delta, open_delta, storage_options, write_delta
+from medallion_assets.engine.lake import LakeError, LakePath, is_delta, open_delta, storage_options, write_delta
 from medallion_assets.engine.paths import (
     PathOutsideDataRoot,
     inside,
@@ -37,6 +37,16 @@ def test_a_uri_root_is_a_lake_path_and_a_local_root_stays_a_path(s3_lake, tmp_pa
     assert (root / "base" / "orders").parent.name == "base"
     assert isinstance(resolve_data_dir(str(tmp_path)), Path)
     assert SECRET_KEY not in repr(root) and SECRET_KEY not in repr(root.lake)
+
+
+def test_unusable_data_root_uris_are_refused_with_the_reason():
+    with pytest.raises(LakeError, match="not in the URI") as caught:
+        resolve_data_dir("s3://AKIAXX:very-secret@bucket/lake")
+    assert "very-secret" not in str(caught.value)
+    with pytest.raises(LakeError, match="expected a local path or one of s3://"):
+        resolve_data_dir("ftp://host/lake")
+    with pytest.raises(LakeError, match="names no bucket"):
+        resolve_data_dir("s3:///")
 
 
 def test_inside_refuses_keys_that_leave_the_root(s3_lake):
