@@ -12,13 +12,14 @@ from pathlib import Path
 import dagster as dg
 from dagster import JobExecutionResult
 
+from medallion_assets.engine.lake import as_path, open_delta
 from medallion_assets.engine.paths import LOAD_TYPES, repository_root
 from medallion_assets.engine.sample import default_sample_start, generate_sample, sample_exists
 
 
 def landing_partitions(data_dir: Path) -> list[date]:
     """Every day that has at least one landing file, in date order."""
-    landing = Path(data_dir) / "landing"
+    landing = as_path(data_dir) / "landing"
     days: set[date] = set()
     if landing.is_dir():
         for load_type in LOAD_TYPES:
@@ -38,7 +39,7 @@ def demo_partitions(data_dir: Path) -> list[date]:
     from medallion_assets.engine.sample.erp import current_source_day
 
     days = set(landing_partitions(data_dir))
-    database = sample_paths(Path(data_dir)).database
+    database = sample_paths(as_path(data_dir)).database
     if database.is_file():
         days.add(current_source_day(database))
     return sorted(days)
@@ -164,16 +165,15 @@ def _report(data_dir: Path, *, started: float, log: Callable[[str], None]) -> No
 
 def summarize(data_dir: Path) -> list[tuple[str, dict[str, object]]]:
     """Row counts of every Delta table and file counts of every landing object."""
-    from deltalake import DeltaTable
 
     rows: list[tuple[str, dict[str, object]]] = []
-    landing = Path(data_dir) / "landing"
+    landing = as_path(data_dir) / "landing"
     for object_dir in sorted(p for p in landing.glob("*/*") if p.is_dir()):
         files = [f for f in object_dir.rglob("*") if f.is_file() and not f.name.startswith(".")]
         rows.append((f"landing.{object_dir.parent.name}_{object_dir.name}", {"files": len(files)}))
     for layer in ("base", "curated"):
-        for table_dir in sorted(p for p in (Path(data_dir) / layer).glob("*") if (p / "_delta_log").is_dir()):
-            table = DeltaTable(str(table_dir))
+        for table_dir in sorted(p for p in (as_path(data_dir) / layer).glob("*") if (p / "_delta_log").is_dir()):
+            table = open_delta(table_dir)
             count = table.to_pyarrow_dataset().count_rows()
             rows.append((f"{layer}.{table_dir.name}", {"rows": count, "version": table.version()}))
     return rows

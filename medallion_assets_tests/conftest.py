@@ -6,6 +6,8 @@ import tempfile
 import duckdb
 import pytest
 
+from medallion_assets_tests.s3_server import s3_lake, s3_server  # noqa: F401 (fixtures: the lake on S3)
+
 # Partitions of the sample start on the first landed day under the data root; the suite never
 # reads the checkout's data/ (a demo run there would move them), it starts from an empty root.
 os.environ.setdefault("MEDALLION_DATA_DIR", tempfile.mkdtemp(prefix="medallion-test-data-"))

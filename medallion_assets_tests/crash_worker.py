@@ -15,7 +15,7 @@ from pathlib import Path
 from medallion_assets.engine.base import load_base_tables, load_partition
 from medallion_assets.engine.curated import load_curated_model, load_model
 from medallion_assets.engine.extract import describe_landing_file, extract_object
-from medallion_assets.engine.paths import list_landing_files
+from medallion_assets.engine.paths import list_landing_files, resolve_data_dir
 from medallion_assets.engine.project import load_project_settings
 from medallion_assets.engine.sources import DropFolderConnection, load_sources
 
@@ -67,7 +67,7 @@ def run_curated(data_dir: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    layer, data_dir = argv[0], Path(argv[1])
+    layer, data_dir = argv[0], resolve_data_dir(argv[1])  # a local folder or an s3:// lake
     days = sample_days()
     # Warm the metadata caches before signalling, so the kill window covers real work.
     load_base_tables()

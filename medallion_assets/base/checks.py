@@ -5,12 +5,12 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-from deltalake import DeltaTable
 
 from medallion_assets.common.observability import TableChecks
 from medallion_assets.engine.base.invariants import duplicate_keys, scd2_violations
 from medallion_assets.engine.base.load import quarantine_path, table_path
 from medallion_assets.engine.base.model import BaseTable
+from medallion_assets.engine.lake import is_delta, open_delta
 from medallion_assets.engine.sqltext import quote_identifier
 
 KEYED_INVARIANTS = "keyed_invariants"
@@ -25,7 +25,7 @@ DESCRIPTIONS = {
 
 
 def _dataset(path):
-    return DeltaTable(str(path)).to_pyarrow_dataset() if DeltaTable.is_deltatable(str(path)) else None
+    return open_delta(path).to_pyarrow_dataset() if is_delta(path) else None
 
 
 def check_names(table: BaseTable) -> list[str]:

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from medallion_assets.engine.database import Extract, SourceReadError, SqlSource
 from medallion_assets.engine.files import atomic_path, copy_file_atomic
+from medallion_assets.engine.lake import as_path, local_copy, local_dir
 from medallion_assets.engine.paths import (
     LandingFile,
     inside,
@@ -107,7 +108,7 @@ def plan_load_types(
 
 def _open_database(data_dir: Path, system: SourceSystem) -> duckdb.DuckDBPyConnection:
     assert isinstance(system.connection, DuckDBConnection)
-    db_path = inside(data_dir, system.connection.database)
+    db_path = inside(local_dir(data_dir), system.connection.database)
     if not db_path.is_file():
         raise SourceUnavailable(
             f"source {system.source!r}: database file {db_path} does not exist "
@@ -149,9 +150,10 @@ def describe_landing_file(
     wanted = watermark_column if watermark_column and landing.load_type != "keys" else None
     try:
         if landing.format == "parquet":
-            parquet = pq.ParquetFile(landing.path)
-            rows = parquet.metadata.num_rows
-            table = parquet.read(columns=[wanted]) if wanted else None
+            with local_copy(landing.path) as local:
+                parquet = pq.ParquetFile(local)
+                rows = parquet.metadata.num_rows
+                table = parquet.read(columns=[wanted]) if wanted else None
         else:
             table = read_landing_file(landing.path, landing.format, dict(read_options or {}))
             rows = table.num_rows
@@ -198,7 +200,7 @@ def extract_object(
     ``database_url`` (from :func:`database_url_for`) reads a SQL database instead of the DuckDB
     file; it is required for ``sql_database`` sources.
     """
-    data_dir = Path(data_dir)
+    data_dir = as_path(data_dir)
     if isinstance(system.connection, DropFolderConnection):
         return land_dropped_files(data_dir, system, obj, partition_date)
     if isinstance(system.connection, SqlDatabaseConnection) and not database_url:
@@ -416,7 +418,7 @@ def land_dropped_files(data_dir: Path, system: SourceSystem, obj: SourceObject, 
     later the same day is picked up by the next run of that day.
     """
     assert isinstance(system.connection, DropFolderConnection)
-    folder = inside(data_dir, system.connection.folder)
+    folder = inside(local_dir(data_dir), system.connection.folder)
     if not folder.is_dir():
         raise SourceUnavailable(
             f"source {system.source!r}: drop folder {folder} does not exist (connection.folder in its source metadata)"

@@ -2,7 +2,9 @@
 
 Data is written to a dot-prefixed temporary file in the destination folder, flushed to disk,
 then renamed over the final name (``os.replace`` is atomic on one file system). Landing readers
-skip dot-files, so a crash mid-write leaves only an ignored temporary file behind.
+skip dot-files, so a crash mid-write leaves only an ignored temporary file behind. On object
+storage the temporary file is local and one upload writes the final key (an object appears whole
+when its upload completes), so no temporary object is ever visible in the lake.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +22,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from medallion_assets.engine.lake import LakePath, local_copy, local_lock_file, upload_file
 from medallion_assets.engine.sqltext import path_literal
 
 TEMP_PREFIX = ".tmp-"
@@ -36,6 +40,10 @@ def _fsync_dir(folder: Path) -> None:
 @contextlib.contextmanager
 def atomic_path(final: Path) -> Iterator[Path]:
     """Yield a temporary path next to ``final``; on success it is renamed to ``final``."""
+    if isinstance(final, LakePath):
+        with _uploaded_path(final) as temp:
+            yield temp
+        return
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     temp = final.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}-{final.name}"
@@ -50,8 +58,17 @@ def atomic_path(final: Path) -> Iterator[Path]:
             temp.unlink()
 
 
+@contextlib.contextmanager
+def _uploaded_path(final: LakePath) -> Iterator[Path]:
+    """A local temporary file that is uploaded to ``final`` once the caller has written it."""
+    with tempfile.TemporaryDirectory(prefix="medallion-write-") as folder:
+        temp = Path(folder) / final.name
+        yield temp
+        upload_file(temp, final)
+
+
 def copy_file_atomic(source: Path, final: Path) -> None:
-    with atomic_path(final) as temp, open(source, "rb") as src, open(temp, "wb") as dst:
+    with atomic_path(final) as temp, local_copy(source) as local, open(local, "rb") as src, open(temp, "wb") as dst:
         while chunk := src.read(1 << 20):
             dst.write(chunk)
 
@@ -89,7 +106,7 @@ def _write_ndjson(table: pa.Table, temp: Path) -> None:
 @contextlib.contextmanager
 def exclusive_lock(lock_file: Path) -> Iterator[None]:
     """Hold an exclusive advisory lock on ``lock_file`` (created if needed) across processes."""
-    lock_file = Path(lock_file)
+    lock_file = local_lock_file(lock_file)
     lock_file.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
     try:

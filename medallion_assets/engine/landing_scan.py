@@ -2,8 +2,8 @@
 
 The cursor remembers, per landing object, the newest partition day seen and the file names in
 the last two day folders; a scan lists only those day folders and newer ones, so its cost does
-not grow with the history kept in landing. Drop folders are listed whole (they hold few files)
-and remembered by name and modification time.
+not grow with the history kept in landing (on object storage: one listing per day prefix). Drop
+folders are listed whole (they hold few files) and remembered by name and modification time.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from medallion_assets.engine.lake import as_path, local_dir, scandir
 from medallion_assets.engine.paths import LOAD_TYPES, landing_object_dir, parse_landing_file
 from medallion_assets.engine.sources import DropFolderConnection, SourceSystem
 
@@ -35,15 +36,15 @@ def _day_folders_since(load_type_dir: Path, since: date | None) -> list[tuple[da
     found: list[tuple[date, Path]] = []
     if not load_type_dir.is_dir():
         return found
-    for year in sorted(os.scandir(load_type_dir), key=lambda e: e.name):
+    for year in sorted(scandir(load_type_dir), key=lambda e: e.name):
         if not (year.is_dir() and year.name.isdigit()) or (since and int(year.name) < since.year):
             continue
-        for month in sorted(os.scandir(year.path), key=lambda e: e.name):
+        for month in sorted(scandir(year.path), key=lambda e: e.name):
             if not (month.is_dir() and month.name.isdigit()):
                 continue
             if since and (int(year.name), int(month.name)) < (since.year, since.month):
                 continue
-            for day in sorted(os.scandir(month.path), key=lambda e: e.name):
+            for day in sorted(scandir(month.path), key=lambda e: e.name):
                 if not (day.is_dir() and day.name.isdigit()):
                     continue
                 try:
@@ -51,7 +52,7 @@ def _day_folders_since(load_type_dir: Path, since: date | None) -> list[tuple[da
                 except ValueError:
                     continue
                 if since is None or day_date >= since:
-                    found.append((day_date, Path(day.path)))
+                    found.append((day_date, as_path(day.path)))
     return found
 
 
@@ -64,7 +65,7 @@ def _newest_day(object_dir: Path) -> date | None:
         for _ in range(3):
             if not folder.is_dir():
                 break
-            numeric = [e.name for e in os.scandir(folder) if e.is_dir() and e.name.isdigit()]
+            numeric = [e.name for e in scandir(folder) if e.is_dir() and e.name.isdigit()]
             if not numeric:
                 break
             folder = folder / max(numeric, key=int)
@@ -106,16 +107,16 @@ def _scan_landing_object(data_dir: Path, source: str, object_name: str, landing_
     object_dir = landing_object_dir(data_dir, source, object_name)
     for load_type in LOAD_TYPES:
         for day_date, folder in _day_folders_since(object_dir / load_type, since):
-            for item in os.scandir(folder):
+            for item in scandir(folder):
                 if item.name.startswith(".") or not item.is_file():
                     continue
-                parsed = parse_landing_file(Path(item.path), source)
+                parsed = parse_landing_file(as_path(item.path), source)
                 if parsed is None:
                     continue
                 relative = f"{load_type}/{item.name}"
                 listed.append((day_date, relative))
                 if relative not in seen:
-                    found.append(NewFile(source, object_name, day_date, Path(item.path), dropped=False))
+                    found.append(NewFile(source, object_name, day_date, as_path(item.path), dropped=False))
     if listed or newest:
         new_newest = max([d for d, _ in listed] + ([newest] if newest else []))
         keep_from = new_newest - timedelta(days=RESCAN_DAYS)
@@ -129,7 +130,7 @@ def _scan_landing_object(data_dir: Path, source: str, object_name: str, landing_
 def _scan_drop_folder(data_dir: Path, system: SourceSystem, object_name: str, pattern: str, drop_state: dict) -> list[NewFile]:
     from medallion_assets.engine.paths import inside
 
-    folder = inside(data_dir, system.connection.folder)  # type: ignore[union-attr]
+    folder = inside(local_dir(data_dir), system.connection.folder)  # type: ignore[union-attr]
     key = f"{system.source}/{object_name}"
     seen: dict[str, float] = drop_state.get(key, {})
     found: list[NewFile] = []

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-from deltalake import DeltaTable
 
+from medallion_assets.engine.lake import as_path, open_delta
 from medallion_assets.engine.paths import list_delta_tables
 
 
@@ -35,10 +35,10 @@ def delta_tables(data_dir: Path) -> list[Path]:
 
 
 def file_stats(path: Path) -> FileStats:
-    table = DeltaTable(str(path))
+    table = open_delta(path)
     actions = pa.table(table.get_add_actions(flatten=True)).to_pydict()
     active_bytes = sum(actions.get("size_bytes", []))
-    on_disk = [p for p in Path(path).rglob("*.parquet") if "_delta_log" not in p.parts]
+    on_disk = [p for p in as_path(path).rglob("*.parquet") if "_delta_log" not in p.parts]
     return FileStats(
         active_files=len(actions.get("path", [])),
         active_bytes=int(active_bytes),
@@ -54,15 +54,15 @@ def maintain_table(path: Path, *, retention_days: float) -> MaintenanceResult:
     stays possible within the retention.
     """
     before = file_stats(path)
-    table = DeltaTable(str(path))
+    table = open_delta(path)
     compacted = table.optimize.compact()
-    table = DeltaTable(str(path))
+    table = open_delta(path)
     vacuumed = table.vacuum(
         retention_hours=int(retention_days * 24), enforce_retention_duration=False, dry_run=False
     )
-    table = DeltaTable(str(path))
+    table = open_delta(path)
     return MaintenanceResult(
-        table=f"{Path(path).parent.name}.{Path(path).name}",
+        table=f"{as_path(path).parent.name}.{as_path(path).name}",
         before=before,
         after=file_stats(path),
         files_compacted=int(compacted.get("numFilesRemoved", 0)),

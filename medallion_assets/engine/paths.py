@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
+from medallion_assets.engine.lake import LakePath, as_path, is_uri, open_lake, scandir
 from medallion_assets.engine.sqltext import is_snake_case
 
 DATA_DIR_ENV = "MEDALLION_DATA_DIR"
@@ -39,16 +40,23 @@ def repository_root() -> Path:
 def resolve_data_dir(explicit: str | os.PathLike | None = None) -> Path:
     """The data root: an explicit value, else ``$MEDALLION_DATA_DIR``, else ``data/`` of the checkout.
 
-    Read at call time, never at import time, so tests and resources can point it elsewhere.
+    Read at call time, never at import time, so tests and resources can point it elsewhere. A URI
+    (``s3://bucket/prefix``) gives a :class:`~medallion_assets.engine.lake.LakePath` (see lake.py).
     """
     value = explicit if explicit not in (None, "") else os.environ.get(DATA_DIR_ENV)
     if value in (None, ""):
         return repository_root() / "data"
+    if isinstance(value, LakePath):
+        return value
+    if is_uri(value):
+        return open_lake(str(value))
     return Path(value).expanduser().resolve()
 
 
 def inside(root: Path, relative: str | os.PathLike) -> Path:
     """Join ``relative`` to ``root`` and refuse anything that escapes it (``..``, absolute, symlinks)."""
+    if isinstance(root, LakePath):
+        return _inside_lake(root, relative)
     root_resolved = Path(root).resolve()
     candidate = Path(relative)
     if candidate.is_absolute():
@@ -57,6 +65,17 @@ def inside(root: Path, relative: str | os.PathLike) -> Path:
     if resolved != root_resolved and root_resolved not in resolved.parents:
         raise PathOutsideDataRoot(f"path {str(relative)!r} leaves the data root {root_resolved}")
     return resolved
+
+
+def _inside_lake(root: LakePath, relative: str | os.PathLike) -> LakePath:
+    """Object keys have no symlinks: refusing absolute keys and ``..`` is enough."""
+    text = str(relative)
+    if text.startswith("/") or is_uri(text):
+        raise PathOutsideDataRoot(f"absolute path {text!r} is not allowed; give a path inside the data root")
+    try:
+        return root / text
+    except ValueError:
+        raise PathOutsideDataRoot(f"path {text!r} leaves the data root {root}") from None
 
 
 @dataclass(frozen=True)
@@ -75,7 +94,7 @@ class LandingFile:
 
 
 def landing_object_dir(data_dir: Path, source: str, object_name: str) -> Path:
-    return Path(data_dir) / "landing" / source / object_name
+    return as_path(data_dir) / "landing" / source / object_name
 
 
 def landing_partition_dir(data_dir: Path, source: str, object_name: str, load_type: str, partition_date: date) -> Path:
@@ -106,7 +125,7 @@ def landing_file_path(
 
 def parse_landing_file(path: Path, source: str | None = None) -> LandingFile | None:
     """Parse a landing file path; ``None`` for anything that is not a landing file (temp files included)."""
-    path = Path(path)
+    path = as_path(path)
     match = _LANDING_FILE.match(path.name)
     if not match:
         return None
@@ -154,10 +173,10 @@ def list_landing_files(
         for folder in folders:
             if not folder.is_dir():
                 continue
-            for entry in os.scandir(folder):
+            for entry in scandir(folder):
                 if entry.name.startswith(".") or not entry.is_file():
                     continue
-                parsed = parse_landing_file(Path(entry.path), source)
+                parsed = parse_landing_file(as_path(entry.path), source)
                 if parsed is not None and parsed.object == object_name:
                     files.append(parsed)
     order = {t: i for i, t in enumerate(LOAD_TYPES)}
@@ -175,7 +194,7 @@ def list_delta_tables(data_dir: Path) -> list[tuple[str, str, Path]]:
     """
     found = []
     for layer in TABLE_LAYERS:
-        folder = Path(data_dir) / layer
+        folder = as_path(data_dir) / layer
         if not folder.is_dir():
             continue
         for entry in sorted(folder.iterdir()):

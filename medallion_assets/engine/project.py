@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from medallion_assets.engine.lake import as_path
 from medallion_assets.engine.metadata import StrictModel, load_model, metadata_root
 from medallion_assets.engine.paths import LOAD_TYPES
 
@@ -81,7 +82,7 @@ def _load_project_settings(path: Path) -> ProjectSettings:
 def first_landing_day(data_dir: Path, *, sources: list[str]) -> date | None:
     """The earliest day with a visible landing file of any of ``sources`` (None when nothing has landed)."""
     best: date | None = None
-    landing = Path(data_dir) / "landing"
+    landing = as_path(data_dir) / "landing"
     for source in sources:
         for load_dir in sorted(landing.glob(f"{source}/*/*")):
             if load_dir.name not in LOAD_TYPES or not load_dir.is_dir():

@@ -30,6 +30,7 @@ from typing import Literal
 
 from deltalake import DeltaTable
 
+from medallion_assets.engine.lake import as_path, is_delta, open_delta
 from medallion_assets.engine.paths import list_delta_tables
 
 COMPANION_FOLDERS = ("_state", "_quarantine")
@@ -79,14 +80,14 @@ def _epoch_ms(moment: datetime) -> float:
 
 def candidate_tables(data_dir: Path) -> list[tuple[str, str, Path]]:
     """(layer, table, path) of every table a run may write: base, curated, and base companions."""
-    found = list_delta_tables(Path(data_dir))
+    found = list_delta_tables(as_path(data_dir))
     companions = []
     for layer, table, _ in found:
         if layer != "base":
             continue
         for folder in COMPANION_FOLDERS:
-            path = Path(data_dir) / "base" / folder / table
-            if DeltaTable.is_deltatable(str(path)):
+            path = as_path(data_dir) / "base" / folder / table
+            if is_delta(path):
                 companions.append((f"base/{folder}", table, path.resolve()))
     return found + companions
 
@@ -98,19 +99,19 @@ def _file_set(dt: DeltaTable) -> tuple[frozenset[str], str]:
 def plan_table(layer: str, table: str, path: Path, start: datetime, end: datetime) -> TablePlan | None:
     """The plan for one table, or ``None`` when no commit of it lies inside [start, end]."""
     start_ms, end_ms = math.floor(_epoch_ms(start)), math.ceil(_epoch_ms(end))
-    dt = DeltaTable(str(path))
+    dt = open_delta(path)
     history = sorted(dt.history(), key=lambda entry: entry["version"])
     in_window = tuple(e["version"] for e in history if start_ms <= e["timestamp"] <= end_ms)
     if not in_window:
         return None
     current = dt.version()
     later = sum(1 for e in history if e["version"] > max(in_window))
-    base = dict(layer=layer, table=table, path=Path(path), run_versions=in_window, current_version=current)
+    base = dict(layer=layer, table=table, path=as_path(path), run_versions=in_window, current_version=current)
     if min(in_window) == 0:
         return TablePlan(**base, action="created_by_run", version_before=None, later_commits=later)
     before = min(in_window) - 1
     # A previous rollback (or any later commit) may already have brought the table back.
-    if _file_set(dt) == _file_set(DeltaTable(str(path), version=before)):
+    if _file_set(dt) == _file_set(open_delta(path, version=before)):
         return TablePlan(**base, action="already_restored", version_before=before, later_commits=0)
     return TablePlan(**base, action="restore", version_before=before, later_commits=later)
 
@@ -148,11 +149,11 @@ def execute_rollback(plans: list[TablePlan], *, undo_later_commits: bool = False
             results.append(TableRollback(plan=plan, restored=False))
             continue
         try:
-            dt = DeltaTable(str(plan.path))
+            dt = open_delta(plan.path)
             if dt.version() != plan.current_version:
                 raise RuntimeError(f"table moved from version {plan.current_version} to {dt.version()} since planning")
             metrics = dt.restore(plan.version_before)
-            version_after = DeltaTable(str(plan.path)).version()
+            version_after = open_delta(plan.path).version()
         except Exception as error:  # noqa: BLE001 - reported per table, the others still restore
             results.append(TableRollback(plan=plan, restored=False, error=f"{type(error).__name__}: {error}"))
             continue

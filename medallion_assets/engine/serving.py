@@ -5,6 +5,11 @@ Views use ``read_parquet`` with absolute paths, so any DuckDB client (CLI, Pytho
 opens the file offline without the delta extension. A refresh builds a complete new database
 file and renames it over the old one under an exclusive lock: concurrent refreshes queue, and a
 reader sees the old or the new database, never half of one.
+
+With the lake on object storage the database file stays on local disk, in the lake's local
+directory (``$MEDALLION_LOCAL_DIR``, see lake.py), and holds tables, not views: DuckDB cannot read
+``s3://`` offline (no ``httpfs`` extension), so each refresh copies every table's latest version
+into the file through Arrow. The file is then a snapshot as of the last refresh.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import duckdb
 from deltalake import DeltaTable
 
 from medallion_assets.engine.files import atomic_path, exclusive_lock
+from medallion_assets.engine.lake import as_path, is_remote, local_dir, open_delta
 from medallion_assets.engine.paths import TABLE_LAYERS, list_delta_tables
 from medallion_assets.engine.sqltext import qualified, string_literal
 
@@ -32,7 +38,10 @@ def _local_path(uri: str) -> str:
 
 
 def _create_view(con: duckdb.DuckDBPyConnection, schema: str, table: str, path: Path) -> None:
-    dt = DeltaTable(str(path))
+    dt = open_delta(path)
+    if is_remote(path):
+        _copy_table(con, qualified(schema, table), dt)
+        return
     files = [_local_path(uri) for uri in dt.file_uris()]
     target = qualified(schema, table)
     if not files:
@@ -49,6 +58,15 @@ def _create_view(con: duckdb.DuckDBPyConnection, schema: str, table: str, path: 
     con.execute(f"CREATE VIEW {target} AS SELECT * FROM read_parquet({file_list}, {', '.join(options)})")
 
 
+def _copy_table(con: duckdb.DuckDBPyConnection, target: str, dt: DeltaTable) -> None:
+    """A remote table becomes a table of the database, read through Arrow (no httpfs offline)."""
+    con.register("__data", dt.to_pyarrow_dataset())
+    try:
+        con.execute(f"CREATE TABLE {target} AS SELECT * FROM __data")
+    finally:
+        con.unregister("__data")
+
+
 def refresh_serving_views(data_dir: Path, tables: list[str] | None = None) -> Path:
     """Rebuild ``<data_dir>/warehouse.duckdb`` so every view shows its table's latest version.
 
@@ -56,16 +74,17 @@ def refresh_serving_views(data_dir: Path, tables: list[str] | None = None) -> Pa
     they must exist. Every table found is (re)described either way, which keeps the database a
     pure function of the Delta tables on disk.
     """
-    data_dir = Path(data_dir).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    database = data_dir / DATABASE
+    data_dir = as_path(data_dir).resolve()
+    home = local_dir(data_dir)
+    home.mkdir(parents=True, exist_ok=True)
+    database = home / DATABASE
     found = list_delta_tables(data_dir)
     if tables:
         names = {f"{s}.{t}" for s, t, _ in found} | {t for _, t, _ in found}
         missing = [t for t in tables if t not in names]
         if missing:
             raise FileNotFoundError(f"no Delta table for {', '.join(missing)} under {data_dir}/base or /curated")
-    with exclusive_lock(data_dir / f"{DATABASE}.lock"):
+    with exclusive_lock(home / f"{DATABASE}.lock"):
         with atomic_path(database) as temp:
             con = duckdb.connect(str(temp))
             try:

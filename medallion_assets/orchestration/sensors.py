@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 import dagster as dg
 
 from medallion_assets.common.resources import LakehouseResource
+from medallion_assets.engine.lake import relative_name
 from medallion_assets.engine.landing_scan import NewFile, scan_for_new_files
 from medallion_assets.engine.notify import FailureNotice, NotificationFailed, post_json
 from medallion_assets.engine.sources import SourceSystem
@@ -29,7 +30,7 @@ def _already_recorded(instance: dg.DagsterInstance, key: dg.AssetKey, partition:
         return False
     entry = records[0].asset_materialization.metadata.get(LANDING_PATHS_KEY)
     recorded = set(entry.value) if entry is not None and isinstance(entry.value, list) else set()
-    return all(str(f.path.relative_to(data_root)) in recorded for f in files)
+    return all(relative_name(f.path, data_root) in recorded for f in files)
 
 
 def build_landing_sensor(
@@ -75,7 +76,7 @@ def build_landing_sensor(
             fingerprint = hashlib.sha1(
                 "\n".join(
                     sorted(
-                        f"{f.path.relative_to(root)}:{f.path.stat().st_mtime_ns if f.path.exists() else 0}"
+                        f"{relative_name(f.path, root)}:{f.path.stat().st_mtime_ns if f.path.exists() else 0}"
                         for f in files
                     )
                 ).encode()

@@ -189,3 +189,28 @@ def test_the_webhook_url_never_reaches_the_log(monkeypatch):
         run_failure_notifier(context)
     assert logged and "not delivered" in logged[-1]
     assert all("SECRET-TOKEN" not in message and "127.0.0.1:9" not in message for message in logged)
+
+
+def test_the_sensor_watches_a_lake_on_s3(sensor, s3_lake):
+    """The same sensor with ``data_dir`` an ``s3://`` URI: day prefixes listed from the bucket,
+    run keys from the objects' modification times, the drop folder (absent) on local disk."""
+    from medallion_assets.engine.lake import upload_file
+    from medallion_assets.engine.paths import resolve_data_dir
+
+    root = resolve_data_dir(s3_lake.uri)
+    local = s3_lake.local_dir / "orders.csv"
+    local.write_text("order_id\n1\n")
+
+    def land_s3(day: date) -> None:
+        upload_file(local, landing_file_path(root, "shop", "orders", "full", day, datetime(day.year, day.month, day.day, 22), "csv"))
+
+    land_s3(date(2026, 1, 1))
+    with dg.DagsterInstance.ephemeral() as instance:
+        first, cursor = tick(sensor, instance, s3_lake.uri, None)
+        assert first.run_requests == [] and cursor
+        land_s3(date(2026, 1, 2))
+        second, cursor = tick(sensor, instance, s3_lake.uri, cursor)
+        (request,) = second.run_requests
+        assert request.partition_key == "2026-01-02" and list(request.asset_selection) == [LANDING, BASE]
+        third, _ = tick(sensor, instance, s3_lake.uri, cursor)
+        assert third.run_requests == []

@@ -18,7 +18,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable, Schema, write_deltalake
+from deltalake import DeltaTable, Schema
 
 from medallion_assets.engine.base import history
 from medallion_assets.engine.base.history import HistorySpec
@@ -26,6 +26,7 @@ from medallion_assets.engine.base.model import BaseTable, state_path, table_path
 from medallion_assets.engine.base.reader import Extract, read_extract
 from medallion_assets.engine.base.scan import connect, register_delta
 from medallion_assets.engine.base.schema import BaseLoadError, align
+from medallion_assets.engine.lake import open_delta, write_delta
 from medallion_assets.engine.paths import inside, parse_landing_file
 from medallion_assets.engine.sqltext import quote_identifier as q
 
@@ -93,7 +94,7 @@ def load_keyed(
     )
     result.unchanged = max(planned.batch_keys - changes.changed_keys, 0)
     _commit_keyed(table=table, data_dir=data_dir, source=changes.source, target=target)
-    write_deltalake(
+    write_delta(
         state if state is not None else str(state_path(data_dir, table)),
         planned.new_state,
         mode="append",
@@ -108,7 +109,7 @@ def _compact_state(data_dir: Path, table: BaseTable, state: DeltaTable | None) -
     """Every load appends a few small files per observation kind; once there are many, bin the
     small ones (the data is unchanged, one atomic commit) so later loads open few files."""
     if state is None:
-        state = DeltaTable(str(state_path(data_dir, table)))
+        state = open_delta(state_path(data_dir, table))
     else:
         state.update_incremental()
     if state.get_add_actions(flatten=False).num_rows > COMPACT_AFTER_FILES:
@@ -221,7 +222,7 @@ def _commit_keyed(*, table: BaseTable, data_dir: Path, source: pa.Table, target:
     order = [(c, "ascending") for c in match]
     if target is None:
         inserts = source.filter(pc.equal(source.column("_action"), "insert")).select(columns).sort_by(order)
-        write_deltalake(
+        write_delta(
             path,
             inserts,
             mode="error",
@@ -236,7 +237,7 @@ def _commit_keyed(*, table: BaseTable, data_dir: Path, source: pa.Table, target:
     missing = [source.schema.field(c) for c in columns if c not in present]
     if missing:
         target.alter.add_columns(list(Schema.from_arrow(pa.schema(missing)).fields))
-        target = DeltaTable(path)
+        target = open_delta(path)
     key = table.business_keys[0]
     if not table.partition_by and pa.types.is_integer(source.schema.field(key).type) and present <= set(columns):
         _rewrite_ranges(target=target, source=source, columns=columns, match=match, key=key)
@@ -274,7 +275,7 @@ def _rewrite_ranges(
         ).to_arrow_table()
     finally:
         con.close()
-    write_deltalake(
+    write_delta(
         target,
         data.cast(pa.schema([source.schema.field(c) for c in columns])),
         mode="overwrite",

@@ -30,13 +30,12 @@ The keyed path is ``keyed.py``; this module selects and reads the batch and runs
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable
 
 from medallion_assets.engine.base.keyed import load_keyed
 from medallion_assets.engine.base.model import BaseTable, lock_path, quarantine_path, state_path, table_path
@@ -52,6 +51,7 @@ from medallion_assets.engine.base.scan import connect, register_delta
 from medallion_assets.engine.base.schema import BaseLoadError, align, unify
 from medallion_assets.engine.conflicts import retry_on_commit_conflict
 from medallion_assets.engine.files import exclusive_lock
+from medallion_assets.engine.lake import as_path, is_delta, open_delta, remove_tree, write_delta
 from medallion_assets.engine.sqltext import quote_identifier as q
 from medallion_assets.engine.sqltext import string_literal
 
@@ -81,7 +81,7 @@ class LoadResult:
 
 
 def _open(path: Path) -> DeltaTable | None:
-    return DeltaTable(str(path)) if DeltaTable.is_deltatable(str(path)) else None
+    return open_delta(path) if is_delta(path) else None
 
 
 def _now() -> datetime:
@@ -101,7 +101,7 @@ def load_partition(table: BaseTable, data_dir: Path, partition_date: date, *, no
     Loads of one table run one at a time across processes (see the module docstring); a commit
     conflict with an outside writer re-runs the whole read-compute-commit, never just the commit.
     """
-    data_dir = Path(data_dir)
+    data_dir = as_path(data_dir)
     now = now or _now()
     load = _recreate if table.recreate else _load_partition
     with exclusive_lock(lock_path(data_dir, table)):
@@ -120,7 +120,7 @@ def _recreate(table: BaseTable, data_dir: Path, partition_date: date, now: datet
     for path_of in (table_path, state_path, quarantine_path):
         _replace_with(path_of(data_dir, staged), path_of(data_dir, table))
     for path_of in (table_path, state_path, quarantine_path):
-        shutil.rmtree(path_of(data_dir, staged), ignore_errors=True)
+        remove_tree(path_of(data_dir, staged))
     result.table = table.name
     _describe(result, _open(table_path(data_dir, table)))
     return result
@@ -132,7 +132,7 @@ def _replace_with(staged_path: Path, real_path: Path) -> None:
         if real is not None:
             real.delete()  # the rebuild has no such rows: one commit that removes them all
         return
-    write_deltalake(
+    write_delta(
         str(real_path),
         staged.to_pyarrow_table(),
         mode="overwrite",
@@ -168,7 +168,7 @@ def _load_partition(table: BaseTable, data_dir: Path, partition_date: date, now:
         # Only ever the staging tables of _recreate: clear what an interrupted rebuild left.
         for path in (table_path(data_dir, table), state_path(data_dir, table), quarantine_path(data_dir, table)):
             if path.exists():
-                shutil.rmtree(path)
+                remove_tree(path)
         result.notes.append("recreate: table rebuilt from every landing partition up to this one")
 
     if table.keyed:
@@ -274,7 +274,7 @@ def _load_overwrite(
     if table.business_keys and table.modify_date_column:
         rows = _latest_per_key(rows, table)
     previous = target.to_pyarrow_dataset().count_rows() if target is not None else 0
-    write_deltalake(
+    write_delta(
         str(table_path(data_dir, table)),
         rows,
         mode="overwrite",
@@ -318,11 +318,11 @@ def _load_append(
     rows = _with_lineage(extracts, now)
     path = str(table_path(data_dir, table))
     if target is None:
-        write_deltalake(path, rows, mode="append", partition_by=table.partition_by or None)
+        write_delta(path, rows, mode="append", partition_by=table.partition_by or None)
         result.inserted = rows.num_rows
         return
     if table.recreate:
-        write_deltalake(path, rows, mode="overwrite", schema_mode="merge", partition_by=table.partition_by or None)
+        write_delta(path, rows, mode="overwrite", schema_mode="merge", partition_by=table.partition_by or None)
         result.inserted = rows.num_rows
         return
     predicate = _partition_predicate(table, partition_date)
@@ -336,7 +336,7 @@ def _load_append(
         ).fetchall()[0]
     finally:
         con.close()
-    write_deltalake(path, rows, mode="overwrite", predicate=predicate, schema_mode="merge")
+    write_delta(path, rows, mode="overwrite", predicate=predicate, schema_mode="merge")
     result.inserted = rows.num_rows
     result.removed = replaced
     if replaced:
@@ -366,9 +366,9 @@ def _write_quarantine(table: BaseTable, data_dir: Path, extracts: list[Extract],
     if parts:
         rows = unify(parts, f"table {table.name!r} quarantine")
         if existing is None:
-            write_deltalake(str(path), rows, mode="append")
+            write_delta(path, rows, mode="append")
         else:
-            write_deltalake(str(path), rows, mode="overwrite", predicate=predicate, schema_mode="merge")
+            write_delta(path, rows, mode="overwrite", predicate=predicate, schema_mode="merge")
     elif existing is not None and files:
         existing.delete(predicate)
 

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from medallion_assets.engine.base.model import BaseTable
 from medallion_assets.engine.base.scan import connect
 from medallion_assets.engine.base.schema import BaseLoadError, normalise_names, plain_types
+from medallion_assets.engine.lake import as_path, is_remote, local_copy
 from medallion_assets.engine.paths import LandingFile, list_landing_files
 from medallion_assets.engine.sqltext import quote_identifier
 
@@ -101,14 +102,32 @@ def history_files(table: BaseTable, data_dir: Path, until: date) -> Selection:
 def lineage_name(path: Path, data_dir: Path) -> str:
     """``lh_source_file``: the landing path relative to the data root (stable if the root moves)."""
     try:
-        return Path(path).resolve().relative_to(Path(data_dir).resolve()).as_posix()
+        return as_path(path).resolve().relative_to(as_path(data_dir).resolve()).as_posix()
     except ValueError:
-        return Path(path).as_posix()
+        return as_path(path).as_posix()
 
 
 def read_landing_file(path: Path, fmt: str, options: dict[str, Any]) -> pa.Table:
-    """Read one file as Arrow; CSV and JSON through DuckDB's readers (type inference), Parquet with pyarrow."""
-    path = Path(path)
+    """Read one file as Arrow; CSV and JSON through DuckDB's readers (type inference), Parquet with pyarrow.
+
+    A file on object storage is downloaded to a local temporary file first and read the same way,
+    so the messages (CSV line numbers included) are the ones of a local read, naming its URI."""
+    path = as_path(path)
+    if not is_remote(path):
+        return _read_local_file(path, fmt, options)
+    try:
+        if fmt in ("csv", "json") and path.stat().st_size == 0:
+            raise BaseLoadError(f"{path}: the {fmt} landing file is empty (0 bytes)")
+        with local_copy(path) as local:
+            try:
+                return _read_local_file(local, fmt, options)
+            except BaseLoadError as exc:
+                raise BaseLoadError(str(exc).replace(str(local), str(path))) from None
+    except OSError as exc:  # gone since it was listed, or the store did not answer
+        raise BaseLoadError(f"{path}: cannot read {fmt} landing file: {type(exc).__name__}: {exc}") from None
+
+
+def _read_local_file(path: Path, fmt: str, options: dict[str, Any]) -> pa.Table:
     if fmt in ("csv", "json") and path.is_file() and path.stat().st_size == 0:
         raise BaseLoadError(f"{path}: the {fmt} landing file is empty (0 bytes)")
     try:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-from deltalake import write_deltalake
 
 from medallion_assets.engine.curated.model import CalendarMeta
 from medallion_assets.engine.curated.tables import UNKNOWN_ID, LoadResult, curated_path, finish, read_delta, table_lock
+from medallion_assets.engine.lake import write_delta
 
 CALENDAR_SCHEMA = pa.schema(
     [
@@ -86,7 +86,7 @@ def load_calendar(meta: CalendarMeta, data_dir: Path) -> LoadResult:
             inserted, deleted = table.num_rows, 0 if existing is None else existing.num_rows
         unchanged = existing is not None and existing.equals(table)
         if not unchanged:
-            write_deltalake(str(path), table, mode="overwrite", schema_mode="overwrite")
+            write_delta(path, table, mode="overwrite", schema_mode="overwrite")
     return finish(
         meta.table, path, inserted=inserted, updated=0, replaced=deleted, written=[] if unchanged else [meta.table]
     )

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from deltalake import DeltaTable
 
 from medallion_assets.engine.curated.facts import resolve_key_columns
 from medallion_assets.engine.curated.model import CalendarMeta, DimensionMeta, FactMeta
 from medallion_assets.engine.curated.sql import is_delta_table, q
 from medallion_assets.engine.curated.tables import UNKNOWN_ID, curated_path
+from medallion_assets.engine.lake import open_delta
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def check_dimension(meta: DimensionMeta, data_dir: Path) -> list[CheckOutcome]:
         return [missing]
     con = duckdb.connect()
     try:
-        con.register("d", DeltaTable(str(path)).to_pyarrow_dataset())
+        con.register("d", open_delta(path).to_pyarrow_dataset())
         idc, bk = q(meta.id_column), q(meta.business_key)
         dup_ids = _scalar(con, f"SELECT count(*) FROM (SELECT {idc} FROM d GROUP BY 1 HAVING count(*) > 1)")
         unknown = _scalar(con, f"SELECT count(*) FROM d WHERE {idc} = {UNKNOWN_ID} AND NOT lh_is_deleted")
@@ -79,7 +79,7 @@ def check_unknown_share(meta: FactMeta, data_dir: Path) -> CheckOutcome:
     path = curated_path(data_dir, meta.table)
     if not is_delta_table(path):
         return CheckOutcome(name, False, f"{meta.table} has not been loaded")
-    dataset = DeltaTable(str(path)).to_pyarrow_dataset()
+    dataset = open_delta(path).to_pyarrow_dataset()
     con = duckdb.connect()
     metadata: dict[str, Any] = {}
     too_high: dict[str, float] = {}
@@ -105,7 +105,7 @@ def check_fact_references(meta: FactMeta, data_dir: Path) -> CheckOutcome:
     path = curated_path(data_dir, meta.table)
     if not is_delta_table(path):
         return CheckOutcome(name, False, f"{meta.table} has not been loaded")
-    dataset = DeltaTable(str(path)).to_pyarrow_dataset()
+    dataset = open_delta(path).to_pyarrow_dataset()
     mappings = _mapped_columns(meta, dataset)
     orphans: dict[str, int] = {}
     con = duckdb.connect()
@@ -117,7 +117,7 @@ def check_fact_references(meta: FactMeta, data_dir: Path) -> CheckOutcome:
             if not is_delta_table(dim_path):
                 orphans[mapping.target] = -1
                 continue
-            con.register(f"d_{mapping.dimension}", DeltaTable(str(dim_path)).to_pyarrow_dataset())
+            con.register(f"d_{mapping.dimension}", open_delta(dim_path).to_pyarrow_dataset())
             key = "calendar_key" if isinstance(dim, CalendarMeta) else q(dim.id_column)
             orphans[mapping.target] = int(
                 _scalar(

@@ -20,7 +20,6 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-from deltalake import write_deltalake
 
 from medallion_assets.engine.base.history import OPEN_END
 from medallion_assets.engine.curated.errors import CuratedError
@@ -37,6 +36,7 @@ from medallion_assets.engine.curated.tables import (
     read_delta,
     table_lock,
 )
+from medallion_assets.engine.lake import write_delta
 
 SCD1_SYSTEM = ("lh_is_deleted", "lh_is_inferred", "lh_created_date", "lh_modified_date")
 SCD2_SYSTEM = (*SCD1_SYSTEM, "lh_valid_from", "lh_valid_to", "lh_is_current")
@@ -387,7 +387,7 @@ def load_dimension(meta: DimensionMeta, data_dir: Path, *, now: datetime | None 
             and existing.num_rows == outcome.table.num_rows
         )
         if not unchanged:
-            write_deltalake(str(path), outcome.table, mode="overwrite", schema_mode="overwrite")
+            write_delta(path, outcome.table, mode="overwrite", schema_mode="overwrite")
     return finish(
         meta.table,
         path,

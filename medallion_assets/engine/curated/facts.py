@@ -18,7 +18,6 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable, write_deltalake
 
 from medallion_assets.engine.base.history import OPEN_END
 from medallion_assets.engine.curated.calendar import date_to_key
@@ -34,6 +33,7 @@ from medallion_assets.engine.curated.tables import (
     finish,
     table_lock,
 )
+from medallion_assets.engine.lake import open_delta, write_delta
 from medallion_assets.engine.sqltext import literal
 
 
@@ -186,7 +186,7 @@ def add_inferred_members(
     """
     path = curated_path(data_dir, meta.table)
     with table_lock(data_dir, meta.table):
-        dim = DeltaTable(str(path)).to_pyarrow_table()
+        dim = open_delta(path).to_pyarrow_table()
         con = duckdb.connect()
         try:
             con.register("dim", dim)
@@ -226,7 +226,7 @@ def add_inferred_members(
         finally:
             con.close()
         if rows.num_rows:
-            write_deltalake(str(path), rows, mode="append")
+            write_delta(path, rows, mode="append")
     return rows.num_rows
 
 
@@ -317,7 +317,7 @@ def load_fact(
                 raise CuratedError(
                     f"{source}: maps keys to {meta.dimensions[name].table}, which has not been loaded yet"
                 )
-            data[name] = DeltaTable(str(dim_path)).to_pyarrow_dataset()
+            data[name] = open_delta(dim_path).to_pyarrow_dataset()
         try:
             batch, unmatched = map_keys(
                 batch, mappings, data, meta.dimensions, scd2_date_column=spec.scd2_date_column
@@ -379,14 +379,14 @@ def _write(
         if pattern == "overwrite" or not exists:
             if pattern in ("incremental", "replace", "merge") and not exists:
                 _check_batch(meta, batch, source)
-            old = DeltaTable(str(path)).to_pyarrow_dataset().count_rows() if exists else 0
-            write_deltalake(str(path), batch, mode="overwrite", schema_mode="overwrite")
+            old = open_delta(path).to_pyarrow_dataset().count_rows() if exists else 0
+            write_delta(path, batch, mode="overwrite", schema_mode="overwrite")
             return batch.num_rows, 0, old
         if pattern == "append":
-            write_deltalake(str(path), batch, mode="append")
+            write_delta(path, batch, mode="append")
             return batch.num_rows, 0, 0
         _check_batch(meta, batch, source)
-        dt = DeltaTable(str(path))
+        dt = open_delta(path)
         if pattern == "merge":
             if batch.num_rows == 0:
                 return 0, 0, 0
@@ -416,7 +416,7 @@ def _write(
             predicate = f"{q(column)} >= {literal(low.as_py())} AND {q(column)} <= {literal(high.as_py())}"
             field = pc.field(column)
             old = dt.to_pyarrow_dataset().count_rows(filter=(field >= low.as_py()) & (field <= high.as_py()))
-        write_deltalake(str(path), batch, mode="overwrite", predicate=predicate)
+        write_delta(path, batch, mode="overwrite", predicate=predicate)
         return batch.num_rows, 0, old
     except CuratedError:
         raise

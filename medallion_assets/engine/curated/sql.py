@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from medallion_assets.engine.curated.errors import CuratedError
+from medallion_assets.engine.lake import as_path, open_delta
 from medallion_assets.engine.sqltext import is_snake_case, qualified, quote_identifier
 from medallion_assets.engine.sqltree import SqlRejected, parse_single_select, walk
 
@@ -130,11 +131,11 @@ def _collect_refs(node: Any, ctes: set[str], refs: set[TableRef], source: str) -
 
 
 def delta_path(data_dir: Path, ref: TableRef) -> Path:
-    return Path(data_dir) / ref.schema / ref.table
+    return as_path(data_dir) / ref.schema / ref.table
 
 
 def is_delta_table(path: Path) -> bool:
-    return (Path(path) / "_delta_log").is_dir()
+    return (as_path(path) / "_delta_log").is_dir()
 
 
 @contextlib.contextmanager
@@ -152,7 +153,6 @@ def sandbox(
     otherwise from the Delta table at ``<data_dir>/<schema>/<table>``; a missing one is an error
     naming ``source``. External access is switched off and the configuration locked.
     """
-    from deltalake import DeltaTable
 
     arrow = dict(arrow or {})
     con = duckdb.connect()
@@ -166,7 +166,7 @@ def sandbox(
                 path = delta_path(data_dir, ref)
                 if not is_delta_table(path):
                     raise CuratedError(f"{source}: reads {ref}, which does not exist yet (no Delta table at {path})")
-                data = DeltaTable(str(path)).to_pyarrow_dataset()
+                data = open_delta(path).to_pyarrow_dataset()
             handle = f"__arrow_{ref.schema}_{ref.table}"
             con.register(handle, data)
             con.execute(f"CREATE VIEW {qualified(ref.schema, ref.table)} AS SELECT * FROM {quote_identifier(handle)}")

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from deltalake import DeltaTable
 
 from medallion_assets.engine.curated.sql import is_delta_table
 from medallion_assets.engine.files import exclusive_lock
+from medallion_assets.engine.lake import as_path, open_delta
 
 UNKNOWN_ID = -1  # the surrogate id (and calendar key) of the unknown member
 LOW_DATE = datetime(1900, 1, 1)
@@ -23,14 +23,14 @@ PREVIEW_ROWS = 10
 
 
 def curated_path(data_dir: Path, table: str) -> Path:
-    return Path(data_dir) / "curated" / table
+    return as_path(data_dir) / "curated" / table
 
 
 def read_delta(path: Path) -> pa.Table | None:
     """The latest version of a Delta table as Arrow, or ``None`` when there is none."""
     if not is_delta_table(path):
         return None
-    return DeltaTable(str(path)).to_pyarrow_table()
+    return open_delta(path).to_pyarrow_table()
 
 
 @contextlib.contextmanager
@@ -40,7 +40,7 @@ def table_lock(data_dir: Path, table: str) -> Iterator[None]:
     Delta commits are atomic, but a dimension rewrite racing with a fact appending inferred
     members could otherwise drop the members; the lock makes the second writer wait.
     """
-    with exclusive_lock(Path(data_dir) / "curated" / "_locks" / f"{table}.lock"):
+    with exclusive_lock(as_path(data_dir) / "curated" / "_locks" / f"{table}.lock"):
         yield
 
 
@@ -101,11 +101,11 @@ def finish(
     written: list[str] | None = None,
 ) -> LoadResult:
     """Describe the committed table: row count, version, schema and a preview."""
-    dt = DeltaTable(str(path))
+    dt = open_delta(path)
     dataset = dt.to_pyarrow_dataset()
     return LoadResult(
         table=table,
-        path=Path(path),
+        path=as_path(path),
         row_count=dataset.count_rows(),
         inserted=inserted,
         updated=updated,

@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 
 from medallion_assets.engine.extract import extract_object
+from medallion_assets.engine.lake import as_path, is_remote, local_dir, upload_tree
 from medallion_assets.engine.metadata import shipped_metadata_root
 from medallion_assets.engine.paths import inside
 from medallion_assets.engine.project import load_project_settings
@@ -48,7 +49,8 @@ def sample_paths(data_dir: Path, systems: dict[str, SourceSystem] | None = None)
     systems = systems or load_sources(SAMPLE_METADATA / "sources")
     erp, finance = systems[ERP_SOURCE].connection, systems[FINANCE_SOURCE].connection
     assert isinstance(erp, DuckDBConnection) and isinstance(finance, DropFolderConnection)
-    return SamplePaths(database=inside(data_dir, erp.database), drop_folder=inside(data_dir, finance.folder))
+    local = local_dir(as_path(data_dir))  # the data root itself, unless the lake is remote
+    return SamplePaths(database=inside(local, erp.database), drop_folder=inside(local, finance.folder))
 
 
 def erp_database_url(systems: dict[str, SourceSystem] | None = None) -> str | None:
@@ -60,7 +62,7 @@ def erp_database_url(systems: dict[str, SourceSystem] | None = None) -> str | No
 
 
 def sample_exists(data_dir: Path) -> bool:
-    return sample_paths(Path(data_dir)).database.is_file()
+    return sample_paths(as_path(data_dir)).database.is_file()
 
 
 def default_sample_start(days: int, *, today: date | None = None) -> date:
@@ -83,7 +85,7 @@ def generate_sample(
     from medallion_assets.engine.sample.finance import write_budget_drops
     from medallion_assets.engine.sample.publish import erp_target
 
-    data_dir = Path(data_dir)
+    data_dir = as_path(data_dir)
     systems = load_sources(SAMPLE_METADATA / "sources")
     target = erp_target(erp_database_url(systems))
     partitions = load_project_settings(SAMPLE_METADATA / "project.yaml").partitions
@@ -105,7 +107,7 @@ def generate_sample(
         if folder.exists() and any(folder.iterdir()):
             raise SampleError(f"{folder} already holds landing files; remove it before generating a new sample")
 
-    staging = data_dir / f".sample-staging-{uuid.uuid4().hex[:8]}"
+    staging = local_dir(data_dir) / f".sample-staging-{uuid.uuid4().hex[:8]}"
     staged = sample_paths(staging, systems)
     staged.database.parent.mkdir(parents=True, exist_ok=True)
     staged.drop_folder.mkdir(parents=True, exist_ok=True)
@@ -151,6 +153,9 @@ def _move_into_place(staging: Path, data_dir: Path, staged: SamplePaths, final: 
         source = staging / "landing" / name
         if source.exists():
             target = data_dir / "landing" / name
+            if is_remote(target):
+                upload_tree(source, target)
+                continue
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists():
                 target.rmdir()  # empty, checked before generating
@@ -173,7 +178,7 @@ def advance_sample(data_dir: Path, *, days: int = 1, log: Callable[[str], None] 
     from medallion_assets.engine.sample.publish import erp_target
 
     target = erp_target(erp_database_url())
-    paths = sample_paths(Path(data_dir))
+    paths = sample_paths(as_path(data_dir))
     if not paths.database.is_file():
         raise SampleError(f"no sample at {paths.database}; run `medallion sample generate` first")
     paths.drop_folder.mkdir(parents=True, exist_ok=True)
