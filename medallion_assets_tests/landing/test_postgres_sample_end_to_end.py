@@ -1,5 +1,6 @@
 """The sample ERP in PostgreSQL (``ERP_DATABASE_URL``): the whole pipeline runs against it and
-gives the same base and curated tables as the DuckDB sample with the same seed."""
+gives the same base and curated tables as the DuckDB sample with the same seed; and so does the
+same PostgreSQL ERP with the lake in a bucket of an S3 server (``MEDALLION_DATA_DIR=s3://...``)."""
 
 from datetime import timedelta
 
@@ -11,7 +12,10 @@ from deltalake import DeltaTable
 
 from medallion_assets.definitions import defs
 from medallion_assets.engine.base import load_base_tables
+from medallion_assets.engine.lake import open_delta
+from medallion_assets.engine.paths import resolve_data_dir
 from medallion_assets.engine.sample import advance_sample, generate_sample
+from medallion_assets_tests.s3_server import create_bucket, s3_environment
 from medallion_assets_tests.sql_servers import temporary_database
 
 SIZES = {"seed": 5, "days": 3, "customers": 200, "order_lines": 2000}
@@ -20,15 +24,18 @@ ERP_TABLES = [t for t in load_base_tables() if t.source == "erp"]
 WRITE_TIMES = {"lh_created_date", "lh_modified_date"}
 
 
-def run_sample(data_dir, url: str | None) -> None:
+def run_sample(data_dir, url: str | None, environment: dict[str, str] | None = None) -> None:
     """Generate N days, move the source one day on, and run medallion_daily for every day."""
     mp = pytest.MonkeyPatch()
+    for name, value in (environment or {}).items():
+        mp.setenv(name, value)
     mp.setenv("MEDALLION_DATA_DIR", str(data_dir))
     if url:
         mp.setenv("ERP_DATABASE_URL", url)
     else:
         mp.delenv("ERP_DATABASE_URL", raising=False)
     try:
+        data_dir = resolve_data_dir(str(data_dir))
         days = generate_sample(data_dir, log=lambda m: None, **SIZES)
         days += advance_sample(data_dir, days=1, log=lambda m: None)
         assert days[-1] == days[0] + timedelta(days=SIZES["days"])
@@ -49,8 +56,22 @@ def runs(tmp_path_factory):
         yield tmp / "duckdb_lake", tmp / "postgres_lake", url
 
 
+@pytest.fixture(scope="module")
+def s3_run(tmp_path_factory, s3_server):
+    """The PostgreSQL ERP again, in a fresh database, with the lake in a bucket."""
+    tmp = tmp_path_factory.mktemp("pg_s3_sample")
+    bucket = "medallion-pg-sample"
+    create_bucket(s3_server, bucket)
+    environment = {**s3_environment(s3_server), "MEDALLION_LOCAL_DIR": str(tmp / "local")}
+    with temporary_database("postgresql", tmp) as url, pytest.MonkeyPatch.context() as mp:
+        run_sample(f"s3://{bucket}/lake", url, environment)
+        for name, value in environment.items():
+            mp.setenv(name, value)  # the tests below read the bucket
+        yield resolve_data_dir(f"s3://{bucket}/lake")
+
+
 def table_rows(path) -> pa.Table:
-    table = DeltaTable(str(path)).to_pyarrow_table()
+    table = open_delta(path).to_pyarrow_table()
     table = table.select([c for c in table.column_names if c not in WRITE_TIMES])
     return table.sort_by([(c, "ascending") for c in table.column_names if not pa.types.is_binary(table.schema.field(c).type)])
 
@@ -64,6 +85,17 @@ def test_postgres_sample_gives_the_same_tables_as_the_duckdb_sample(runs, name):
     assert from_postgres.num_rows > 0
     assert from_postgres.schema == from_duckdb.schema
     assert from_postgres.to_pylist() == from_duckdb.to_pylist()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [t.name for t in ERP_TABLES] + ["fact_sales"])
+def test_postgres_sample_with_the_lake_on_s3_gives_the_same_tables(runs, s3_run, name):
+    duckdb_lake = runs[0]
+    layer = "curated" if name.startswith("fact_") else "base"
+    local, remote = table_rows(duckdb_lake / layer / name), table_rows(s3_run / layer / name)
+    assert str(s3_run / layer / name).startswith("s3://") and remote.num_rows > 0
+    assert remote.schema == local.schema
+    assert remote.to_pylist() == local.to_pylist()
 
 
 @pytest.mark.slow
