@@ -234,6 +234,7 @@ class _Steps:
         self.register_state(state=state, proto=proto)
         for name, extract in zip(self.names, self.extracts, strict=True):
             observe(self.con, extract, self.spec, name)
+        self.split_unchanged()
         self.batch_observations()
         self.batch_absences()
         self.earlier_absences()
@@ -243,8 +244,70 @@ class _Steps:
         self.append_marks()
         self.affected_keys()
         self.fold_inputs()
-        history = fold(self.con, self.spec, "f_v", "f_s", "f_d")
+        history = fold(self.con, self.spec, "f_v", "f_s", "f_d", extra=self.fresh_history())
         return self.result(history)
+
+    # --- the daily full extract: set aside what it repeats ---------------------------------------
+
+    def split_unchanged(self) -> None:
+        """A batch of one full extract later than every applied extract (the daily case) mostly
+        repeats what the state holds. A key with one row, not a deletion, never deleted, whose open
+        run (its latest mark) is a run of that one version continues the run: it gets no version,
+        mark or sighting and its history does not change, so it leaves the batch here (``quiet``).
+        A key with one row that the state has never seen starts a version, a run and an open-ended
+        history row, written directly (``fresh``). Only the rest goes through the steps below; the
+        extract's full key list (``<name>_k``) still decides absences."""
+        self.quiet, self.fresh = 0, False
+        if len(self.extracts) != 1 or self.extracts[0].load_type != "full":
+            return
+        spec, k, con, name = self.spec, self.k, self.con, self.names[0]
+        (latest,) = con.execute("SELECT max(_t) FROM state_extract").fetchall()[0]
+        if latest is not None and latest >= self.extracts[0].extracted_at:
+            return
+        self.sql(f"CREATE OR REPLACE TEMP TABLE {name}_keys AS SELECT {k} FROM {name}_all WHERE NOT _del")
+        self.sql(f"CREATE OR REPLACE TEMP VIEW {name}_k AS SELECT {k} FROM {name}_keys")
+        # Per key: rows of the extract, and its open run (the content at its latest mark instant).
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE split AS
+            WITH one AS (
+                SELECT {k}, any_value(_hash) AS _hash FROM {name}_all GROUP BY ALL HAVING count(*) = 1 AND NOT bool_or(_del)),
+            open AS (
+                SELECT {_keys(spec, "m")}, arg_max(m._load_type, m._t) AS _type, max({{'t': m._t, 'h': m._hash}}).h AS _hi,
+                       max({{'t': m._t, 'h': -m._hash}}).h AS _lo, bool_or(m._load_type = 'absent') AS _absent
+                FROM marks_old m SEMI JOIN one o ON {_on(spec, "m", "o")} GROUP BY ALL)
+            SELECT {_keys(spec, "o")}, CASE WHEN p.{q(spec.keys[0])} IS NULL THEN 'fresh'
+                WHEN p._type = 'sighting' AND p._hi = o._hash AND p._lo = -o._hash AND NOT p._absent THEN 'quiet' END AS _class
+            FROM one o LEFT JOIN open p ON {_on(spec, "o", "p")}
+            ANTI JOIN (SELECT {k} FROM state_event) e ON {_on(spec, "o", "e")}"""
+        )
+        # A key without marks may still have versions (seen only in delta extracts): not fresh.
+        self.sql(
+            f"""UPDATE split SET _class = NULL FROM (
+                SELECT DISTINCT {_keys(spec, "v")} FROM state_version v
+                SEMI JOIN (SELECT {k} FROM split WHERE _class = 'fresh') f ON {_on(spec, "v", "f")}) v
+            WHERE {_on(spec, "split", "v")}"""
+        )
+        (self.quiet, fresh) = con.execute(
+            "SELECT count(*) FILTER (WHERE _class = 'quiet'), count(*) FILTER (WHERE _class = 'fresh') FROM split"
+        ).fetchall()[0]
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE fresh AS
+            SELECT a.* FROM {name}_all a SEMI JOIN (SELECT {k} FROM split WHERE _class = 'fresh') f ON {_on(spec, "a", "f")}"""
+        )
+        self.fresh = fresh > 0
+        if self.quiet or self.fresh:
+            self.sql(
+                f"""CREATE OR REPLACE TEMP TABLE {name}_all AS
+                SELECT a.* FROM {name}_all a ANTI JOIN (SELECT {k} FROM split WHERE _class IS NOT NULL) s ON {_on(spec, "a", "s")}"""
+            )
+
+    def fresh_history(self) -> str | None:
+        """The history of the fresh keys: their one version, open-ended from its modify date."""
+        if not self.fresh:
+            return None
+        file = string_literal(self.extracts[0].file) + "::VARCHAR"
+        return f"""SELECT {self.cols}, {file} AS lh_source_file, false AS lh_is_deleted, _m AS lh_valid_from,
+            {OPEN_END_SQL} AS lh_valid_to, true AS lh_is_current FROM fresh"""
 
     # --- inputs ------------------------------------------------------------------------------
 
@@ -607,22 +670,27 @@ class _Steps:
         )
         con.register("extract_rows", extract_rows)
         latest = timestamp_literal(max(e.extracted_at for e in self.extracts))
+        fresh = ""
+        if self.fresh:
+            t, f = timestamp_literal(self.extracts[0].extracted_at), string_literal(self.extracts[0].file) + "::VARCHAR"
+            fresh = f"""
+            UNION ALL BY NAME SELECT {cols}, 'version' AS _kind, _m, {t} AS _t, _hash, {f} AS _file FROM fresh
+            UNION ALL BY NAME SELECT {k}, 'mark' AS _kind, _mt AS _m, {t} AS _t, _hash, {f} AS _file, 'sighting' AS _load_type FROM fresh"""
         new_state = con.sql(
-            f"""
-            SELECT {cols}, 'version' AS _kind, _m, _t, _hash, _file FROM newv
+            f"""SELECT {", ".join(q(c) for c in spec.columns)}, {", ".join(STATE_COLUMNS[:-1])}, {int(self.generation)}::BIGINT AS _gen FROM (
+            SELECT {cols}, 'version' AS _kind, _m, _t, _hash, _file FROM newv{fresh}
             UNION ALL BY NAME SELECT {k}, 'sighting' AS _kind, _m, _t, _hash, _file FROM b_ds
             UNION ALL BY NAME SELECT {k}, 'mark' AS _kind, _m, _t, _hash, _file, _type AS _load_type FROM new_marks
             UNION ALL BY NAME SELECT {k}, 'mark' AS _kind, {latest} AS _t, 'reset' AS _load_type FROM x_keys
             UNION ALL BY NAME SELECT {k}, 'event' AS _kind, _m, _t, _file FROM b_e
-            UNION ALL BY NAME SELECT 'extract' AS _kind, _t, _file, _load_type FROM extract_rows
+            UNION ALL BY NAME SELECT 'extract' AS _kind, _t, _file, _load_type FROM extract_rows)
             """
         ).to_arrow_table()
-        new_state = new_state.append_column("_gen", pa.array([self.generation] * new_state.num_rows, pa.int64()))
-        new_state = new_state.select(list(spec.columns) + list(STATE_COLUMNS))
-        affected = con.sql("SELECT * FROM aff").to_arrow_table()
+        affected = con.sql("SELECT * FROM aff" + (f" UNION ALL SELECT {k} FROM fresh" if self.fresh else "")).to_arrow_table()
         (batch_keys,) = con.execute(
             f"SELECT count(*) FROM (SELECT {k} FROM bfirst UNION SELECT {k} FROM b_e)"
         ).fetchall()[0]
+        batch_keys += self.quiet + (con.execute("SELECT count(*) FROM fresh").fetchall()[0][0] if self.fresh else 0)
         # The connection may live on (the loader diffs on it): free the batch's big temp tables.
         big = [f"{n}_all" for n, e in zip(self.names, self.extracts, strict=True) if e.load_type != "keys"]
         for table in big + [
@@ -639,7 +707,9 @@ class _Steps:
             "marks_old",
             "live_marks",
             "b_a",
-        ]:
+            "fresh",
+            "split",
+        ] + [f"{n}_keys" for n in self.names]:
             con.execute(f"DROP TABLE IF EXISTS {table}")
         return Plan(new_state=new_state, history=history, affected=affected, batch_keys=batch_keys)
 
@@ -684,8 +754,11 @@ def _refuse_old_state(columns: set[str]) -> None:
         )
 
 
-def fold(con: duckdb.DuckDBPyConnection, spec: HistorySpec, versions: str, sightings: str, deletions: str) -> pa.Table:
-    """The history rows of every key in the given observation relations (see the module doc)."""
+def fold(
+    con: duckdb.DuckDBPyConnection, spec: HistorySpec, versions: str, sightings: str, deletions: str, extra: str | None = None
+) -> pa.Table:
+    """The history rows of every key in the given observation relations (see the module doc),
+    plus the rows of ``extra`` (a query with the same columns), if given."""
     k = _keys(spec)
     tracked = ", ".join(f"v.{q(c)}" for c in spec.tracked)
     state_hash = f"hash(e._del{', ' + tracked if tracked else ''})"
@@ -771,6 +844,7 @@ def fold(con: duckdb.DuckDBPyConnection, spec: HistorySpec, versions: str, sight
     FROM hist h JOIN cv v ON {_on(spec, "v", "h")} AND v._hash = h._ph
     UNION ALL
     {simple}
+    {"UNION ALL " + extra if extra else ""}
     """
     return con.sql(sql).to_arrow_table()
 
