@@ -676,8 +676,9 @@ class _Steps:
             fresh = f"""
             UNION ALL BY NAME SELECT {cols}, 'version' AS _kind, _m, {t} AS _t, _hash, {f} AS _file FROM fresh
             UNION ALL BY NAME SELECT {k}, 'mark' AS _kind, _mt AS _m, {t} AS _t, _hash, {f} AS _file, 'sighting' AS _load_type FROM fresh"""
+        order = ", ".join([q(c) for c in spec.columns] + list(STATE_COLUMNS[:-1]))
         new_state = con.sql(
-            f"""SELECT {", ".join(q(c) for c in spec.columns)}, {", ".join(STATE_COLUMNS[:-1])}, {int(self.generation)}::BIGINT AS _gen FROM (
+            f"""SELECT {order}, {int(self.generation)}::BIGINT AS _gen FROM (
             SELECT {cols}, 'version' AS _kind, _m, _t, _hash, _file FROM newv{fresh}
             UNION ALL BY NAME SELECT {k}, 'sighting' AS _kind, _m, _t, _hash, _file FROM b_ds
             UNION ALL BY NAME SELECT {k}, 'mark' AS _kind, _m, _t, _hash, _file, _type AS _load_type FROM new_marks
