@@ -266,39 +266,56 @@ class _Steps:
             return
         self.sql(f"CREATE OR REPLACE TEMP TABLE {name}_keys AS SELECT {k} FROM {name}_all WHERE NOT _del")
         self.sql(f"CREATE OR REPLACE TEMP VIEW {name}_k AS SELECT {k} FROM {name}_keys")
-        # Per key: rows of the extract, and its open run (the content at its latest mark instant).
+        # Few keys have several rows in the extract or several marks: find those, then match each
+        # row against the marks by (key, version) in one pass; no per-key table of 1M rows is built.
+        self.sql(f"CREATE OR REPLACE TEMP TABLE x_multi AS SELECT {k} FROM {name}_all GROUP BY ALL HAVING count(*) > 1 OR bool_or(_del)")
+        self.sql(f"CREATE OR REPLACE TEMP TABLE m_multi AS SELECT {k} FROM marks_old GROUP BY ALL HAVING count(*) > 1")
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE x_same AS
+            SELECT {_keys(spec, "x")}, x._hash, EXISTS (
+                SELECT 1 FROM marks_old m WHERE {_on(spec, "m", "x", ["_hash"])} AND m._load_type = 'sighting') AS _same
+            FROM {name}_all x"""
+        )
+        # A key with several marks continues its run when the marks at its latest instant are that
+        # one version and it was never absent.
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE open_runs AS
+            SELECT {_keys(spec, "m")}, min(m._hash) AS _lo, max(m._hash) AS _hi, bool_and(m._load_type = 'sighting') AS _seen,
+                   bool_or(bool_or(m._load_type = 'absent')) OVER (PARTITION BY {_keys(spec, "m")}) AS _absent
+            FROM marks_old m
+            SEMI JOIN (SELECT {k} FROM (SELECT * FROM x_same WHERE _same) SEMI JOIN m_multi USING ({k})) s ON {_on(spec, "m", "s")}
+            GROUP BY {_keys(spec, "m")}, m._t
+            QUALIFY row_number() OVER (PARTITION BY {_keys(spec, "m")} ORDER BY m._t DESC) = 1"""
+        )
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE split AS
-            WITH one AS (
-                SELECT {k}, any_value(_hash) AS _hash FROM {name}_all GROUP BY ALL HAVING count(*) = 1 AND NOT bool_or(_del)),
-            open AS (
-                SELECT {_keys(spec, "m")}, arg_max(m._load_type, m._t) AS _type, max({{'t': m._t, 'h': m._hash}}).h AS _hi,
-                       max({{'t': m._t, 'h': -m._hash}}).h AS _lo, bool_or(m._load_type = 'absent') AS _absent
-                FROM marks_old m SEMI JOIN one o ON {_on(spec, "m", "o")} GROUP BY ALL)
-            SELECT {_keys(spec, "o")}, CASE WHEN p.{q(spec.keys[0])} IS NULL THEN 'fresh'
-                WHEN p._type = 'sighting' AND p._hi = o._hash AND p._lo = -o._hash AND NOT p._absent THEN 'quiet' END AS _class
-            FROM one o LEFT JOIN open p ON {_on(spec, "o", "p")}
-            ANTI JOIN (SELECT {k} FROM state_event) e ON {_on(spec, "o", "e")}"""
+            SELECT {_keys(spec, "x")}, x._same AND (mm.{q(spec.keys[0])} IS NULL
+                OR coalesce(o._seen AND o._lo = x._hash AND o._hi = x._hash AND NOT o._absent, false)) AS _quiet
+            FROM x_same x LEFT JOIN m_multi mm ON {_on(spec, "x", "mm")} LEFT JOIN open_runs o ON {_on(spec, "x", "o")}
+            ANTI JOIN x_multi xm ON {_on(spec, "x", "xm")}
+            ANTI JOIN (SELECT {k} FROM state_event) e ON {_on(spec, "x", "e")}"""
         )
-        # A key without marks may still have versions (seen only in delta extracts): not fresh.
+        # Never seen: no mark, no version (a key seen only in delta extracts has versions), no event.
         self.sql(
-            f"""UPDATE split SET _class = NULL FROM (
-                SELECT DISTINCT {_keys(spec, "v")} FROM state_version v
-                SEMI JOIN (SELECT {k} FROM split WHERE _class = 'fresh') f ON {_on(spec, "v", "f")}) v
-            WHERE {_on(spec, "split", "v")}"""
+            f"""CREATE OR REPLACE TEMP TABLE fresh_keys AS
+            SELECT {k} FROM split WHERE NOT _quiet
+            EXCEPT SELECT DISTINCT {k} FROM (SELECT {k} FROM marks_old UNION ALL SELECT {k} FROM state_version) z
+                SEMI JOIN (SELECT {k} FROM split WHERE NOT _quiet) c USING ({k})"""
         )
-        (self.quiet, fresh) = con.execute(
-            "SELECT count(*) FILTER (WHERE _class = 'quiet'), count(*) FILTER (WHERE _class = 'fresh') FROM split"
-        ).fetchall()[0]
-        self.sql(
-            f"""CREATE OR REPLACE TEMP TABLE fresh AS
-            SELECT a.* FROM {name}_all a SEMI JOIN (SELECT {k} FROM split WHERE _class = 'fresh') f ON {_on(spec, "a", "f")}"""
-        )
+        counts = f"SELECT (SELECT count(*) FROM split WHERE _quiet), (SELECT count(*) FROM {name}_all)"
+        (self.quiet, rows) = con.execute(counts).fetchall()[0]
+        (fresh,) = con.execute("SELECT count(*) FROM fresh_keys").fetchall()[0]
         self.fresh = fresh > 0
+        if fresh == rows:  # a first load: every row is fresh
+            self.sql(f"ALTER TABLE {name}_all RENAME TO fresh")
+            self.sql(f"CREATE OR REPLACE TEMP TABLE {name}_all AS SELECT * FROM fresh LIMIT 0")
+            return
+        self.sql(f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT a.* FROM {name}_all a SEMI JOIN fresh_keys f USING ({k})")
         if self.quiet or self.fresh:
             self.sql(
-                f"""CREATE OR REPLACE TEMP TABLE {name}_all AS
-                SELECT a.* FROM {name}_all a ANTI JOIN (SELECT {k} FROM split WHERE _class IS NOT NULL) s ON {_on(spec, "a", "s")}"""
+                f"""CREATE OR REPLACE TEMP TABLE {name}_all AS SELECT a.* FROM {name}_all a SEMI JOIN (
+                    SELECT {k} FROM split WHERE NOT _quiet EXCEPT SELECT {k} FROM fresh_keys
+                    UNION ALL SELECT {k} FROM x_multi UNION ALL SELECT {k} FROM state_event) s USING ({k})"""
             )
 
     def fresh_history(self) -> str | None:
@@ -490,7 +507,11 @@ class _Steps:
         pick = f"QUALIFY rank() OVER (PARTITION BY {k}, _t ORDER BY {_TYPE_RANK}) = 1" if several else ""
         self.sql(f"CREATE OR REPLACE TEMP TABLE b_c AS SELECT * FROM ({' UNION ALL '.join(parts)}) {pick}")
         self.sql(_groups_sql("b_cg", "b_c", k))
-        self.sql(_groups_sql("marks_g", "marks_old", k))
+        # Only the batch's keys are ever looked up in the marks' groups.
+        self.sql(
+            f"CREATE OR REPLACE TEMP VIEW marks_b AS SELECT m.* FROM marks_old m SEMI JOIN (SELECT DISTINCT {k} FROM b_c) c USING ({k})"
+        )
+        self.sql(_groups_sql("marks_g", "marks_b", k))
 
     def rebuild_out_of_order_marks(self) -> None:
         """Keys whose content changes at an instant before an extract applied earlier (or that the
@@ -581,7 +602,7 @@ class _Steps:
         was ever deleted (a sighting after a deletion can re-open it)."""
         spec, k = self.spec, self.k
         self.sql(
-            f"""CREATE OR REPLACE TEMP TABLE live_marks AS
+            f"""CREATE OR REPLACE TEMP VIEW live_marks AS
             SELECT m.* FROM marks_old m ANTI JOIN x_keys x ON {_on(spec, "m", "x")}
             UNION ALL SELECT {k}, _t, _file, _type, _m, _hash FROM new_marks"""
         )
@@ -706,10 +727,14 @@ class _Steps:
             "b_cg",
             "marks_g",
             "marks_old",
-            "live_marks",
             "b_a",
             "fresh",
             "split",
+            "x_same",
+            "x_multi",
+            "m_multi",
+            "fresh_keys",
+            "open_runs",
         ] + [f"{n}_keys" for n in self.names]:
             con.execute(f"DROP TABLE IF EXISTS {table}")
         return Plan(new_state=new_state, history=history, affected=affected, batch_keys=batch_keys)
@@ -720,7 +745,7 @@ _TYPE_RANK = "_reread DESC, CASE _type WHEN 'sighting' THEN 0 WHEN 'present' THE
 
 def _groups_sql(target: str, source: str, keys: str) -> str:
     """One row per key and instant: the content type and an id of its set of versions."""
-    type_col = "_load_type" if source in ("marks_old", "live_absent") else "_type"
+    type_col = "_load_type" if source in ("marks_old", "marks_b", "live_absent") else "_type"
     return f"""CREATE OR REPLACE TEMP TABLE {target} AS
     SELECT {keys}, _t, any_value({type_col}) AS _type,
            CASE WHEN count(_hash) = 1 THEN min(_hash)

@@ -185,7 +185,10 @@ def _diff(
     (changed_keys,) = con.execute(
         f"SELECT count(*) FROM (SELECT DISTINCT {', '.join(q(k) for k in spec.keys)} FROM changes)"
     ).fetchall()[0]
-    source = con.sql(f"SELECT {', '.join(q(c) for c in out_columns)}, _action FROM changes").to_arrow_table()
+    # Sorted here (DuckDB sorts in parallel, pyarrow's sort_by does not): the table's files are
+    # written in key order, and a first load writes `source` as it comes.
+    order = ", ".join(q(c) for c in match)
+    source = con.sql(f"SELECT {', '.join(q(c) for c in out_columns)}, _action FROM changes ORDER BY {order}").to_arrow_table()
     inserted = counts.get("insert", 0)
     updated = counts.get("update", 0)
     if scd2:
@@ -218,9 +221,9 @@ def _commit_keyed(*, table: BaseTable, data_dir: Path, source: pa.Table, target:
     columns = [c for c in source.column_names if c != "_action"]
     scd2 = table.write_behaviour == "scd2"
     match = list(table.business_keys) + (["lh_valid_from"] if scd2 else [])
-    order = [(c, "ascending") for c in match]
-    if target is None:
-        inserts = source.filter(pc.equal(source.column("_action"), "insert")).select(columns).sort_by(order)
+    if target is None:  # `source` is sorted by `match` (see _diff); with no table yet, all inserts
+        insert = pc.equal(source.column("_action"), "insert")
+        inserts = (source if pc.all(insert).as_py() is not False else source.filter(insert)).select(columns)
         write_deltalake(
             path,
             inserts,
@@ -244,7 +247,7 @@ def _commit_keyed(*, table: BaseTable, data_dir: Path, source: pa.Table, target:
     predicate = " AND ".join([f"t.{q(c)} = s.{q(c)}" for c in match] + _key_ranges(source, table.business_keys))
     values = {q(c): f"s.{q(c)}" for c in columns}
     (
-        target.merge(source.sort_by(order), predicate, source_alias="s", target_alias="t")
+        target.merge(source, predicate, source_alias="s", target_alias="t")
         .when_matched_delete(predicate="s._action = 'delete'")
         .when_matched_update(updates=values, predicate="s._action = 'update'")
         .when_not_matched_insert(updates=values, predicate="s._action = 'insert'")

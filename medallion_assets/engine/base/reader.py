@@ -294,6 +294,12 @@ def _set_aside_ambiguous_keys(table: pa.Table, meta: BaseTable, where: str) -> t
     con = connect()
     try:
         con.register("batch", table)
+        # Most extracts have none: one aggregate finds that out without copying the rows.
+        (ambiguous,) = con.execute(
+            f"SELECT count(*) FROM (SELECT {partition} FROM batch GROUP BY ALL HAVING min({row_hash}) <> max({row_hash}))"
+        ).fetchall()[0]
+        if not ambiguous:
+            return table, None
         flagged = con.sql(
             f"SELECT *, min({row_hash}) OVER w <> max({row_hash}) OVER w AS lh_ambiguous "
             f"FROM batch WINDOW w AS (PARTITION BY {partition})"
