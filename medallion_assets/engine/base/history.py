@@ -55,7 +55,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from medallion_assets.engine.base.reader import DELETE_FLAG, Extract
+from medallion_assets.engine.base.reader import DELETE_FLAG, Extract, keys_unique
 from medallion_assets.engine.base.scan import connect
 from medallion_assets.engine.sqltext import quote_identifier as q
 from medallion_assets.engine.sqltext import string_literal, timestamp_literal
@@ -149,10 +149,12 @@ def observe(con: duckdb.DuckDBPyConnection, extract: Extract, spec: HistorySpec,
     has_flag = DELETE_FLAG in extract.rows.column_names
     is_delete = q(DELETE_FLAG) if has_flag else "false"
     cols = ", ".join(q(c) for c in spec.columns)
+    # Rows with distinct keys are distinct rows: no need to deduplicate them.
+    distinct = "" if keys_unique(extract.rows, spec.keys) else "DISTINCT"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {name}_all AS
         SELECT *, coalesce(_mt, $t) AS _m FROM (
-            SELECT DISTINCT {cols}, {mt_expr} AS _mt, {_content_hash(spec)} AS _hash, {is_delete} AS _del FROM {name}_raw)""",
+            SELECT {distinct} {cols}, {mt_expr} AS _mt, {_content_hash(spec)} AS _hash, {is_delete} AS _del FROM {name}_raw)""",
         {"t": extract.extracted_at},
     )
     con.unregister(f"{name}_raw")
@@ -268,7 +270,10 @@ class _Steps:
         self.sql(f"CREATE OR REPLACE TEMP VIEW {name}_k AS SELECT {k} FROM {name}_keys")
         # Few keys have several rows in the extract or several marks: find those, then match each
         # row against the marks by (key, version) in one pass; no per-key table of 1M rows is built.
-        self.sql(f"CREATE OR REPLACE TEMP TABLE x_multi AS SELECT {k} FROM {name}_all GROUP BY ALL HAVING count(*) > 1 OR bool_or(_del)")
+        several = f"SELECT {k} FROM {name}_all GROUP BY ALL HAVING count(*) > 1 OR bool_or(_del)"
+        if keys_unique(self.extracts[0].rows, spec.keys):
+            several = f"SELECT {k} FROM {name}_all WHERE _del"
+        self.sql(f"CREATE OR REPLACE TEMP TABLE x_multi AS {several}")
         self.sql(f"CREATE OR REPLACE TEMP TABLE m_multi AS SELECT {k} FROM marks_old GROUP BY ALL HAVING count(*) > 1")
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE x_same AS

@@ -260,12 +260,19 @@ def _rewrite_ranges(
 ) -> None:
     """Apply the changes by replacing every row whose first key falls in the changed key ranges
     with that region's new content, written sorted by key. Unlike a merge, whose output is not
-    ordered, this keeps the files clustered by key, so the next day's changes touch few files."""
+    ordered, this keeps the files clustered by key, so the next day's changes touch few files.
+    When the ranges hold most of the table's rows (changes spread over all keys), the whole table is
+    rewritten instead: a predicate overwrite would read and rewrite the rest of every file it
+    touches too, unsorted, and cost more."""
     (condition,) = _key_ranges(source, [key], alias=None)
     con = connect()
     try:
         register_delta(con, "tgt", target)
         con.register("src", source)
+        (inside, total) = con.execute(f"SELECT count(*) FILTER (WHERE {condition}), count(*) FROM tgt").fetchall()[0]
+        whole = inside * 2 > total
+        if whole:
+            condition = "true"
         cols = ", ".join(q(c) for c in columns)
         on = " AND ".join(f"c.{q(c)} = s.{q(c)}" for c in match)
         order = ", ".join(q(c) for c in match)
@@ -281,7 +288,7 @@ def _rewrite_ranges(
         target,
         data.cast(pa.schema([source.schema.field(c) for c in columns])),
         mode="overwrite",
-        predicate=condition,
+        predicate=None if whole else condition,
         target_file_size=FILE_SIZE,
     )
 
