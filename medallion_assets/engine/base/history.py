@@ -56,7 +56,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from medallion_assets.engine.base.reader import DELETE_FLAG, Extract, keys_unique
-from medallion_assets.engine.base.scan import connect
+from medallion_assets.engine.base.scan import arrow_encoded, connect
 from medallion_assets.engine.sqltext import quote_identifier as q
 from medallion_assets.engine.sqltext import string_literal, timestamp_literal
 
@@ -189,6 +189,7 @@ def plan(
     schema: pa.Schema | None = None,
     reread_keys: Callable[[str], pa.Table] | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
+    lean: bool = False,
 ) -> Plan:
     """Add ``extracts`` (already aligned to ``spec.columns``) to the observations in ``state``.
 
@@ -197,6 +198,7 @@ def plan(
     ``schema`` types the data columns (default: the first data extract's).
     ``reread_keys(file)`` returns the keys of an already-applied full/keys extract; it is needed
     only when a batch reveals a key earlier than extracts applied before (out-of-order loads).
+    ``lean`` dictionary-encodes the repeated strings (file names, kinds) of the result's tables.
     """
     own = con is None
     con = con or connect()
@@ -206,7 +208,7 @@ def plan(
             if not data:
                 raise ValueError("plan needs a schema when the batch holds only keys extracts")
             schema = data[0].select(list(spec.columns)).schema
-        steps = _Steps(con=con, spec=spec, extracts=list(extracts), reread_keys=reread_keys)
+        steps = _Steps(con=con, spec=spec, extracts=list(extracts), reread_keys=reread_keys, lean=lean)
         return steps.run(state=state, proto=schema.empty_table().select(list(spec.columns)))
     finally:
         if own:
@@ -223,8 +225,10 @@ class _Steps:
         spec: HistorySpec,
         extracts: list[Extract],
         reread_keys: Callable[[str], pa.Table] | None,
+        lean: bool = False,
     ) -> None:
         self.con, self.spec, self.extracts, self.reread_keys = con, spec, extracts, reread_keys
+        self.lean = lean
         self.k = _keys(spec)
         self.cols = ", ".join(q(c) for c in spec.columns)
         self.names = [f"x{i}" for i in range(len(extracts))]
@@ -246,7 +250,8 @@ class _Steps:
         self.append_marks()
         self.affected_keys()
         self.fold_inputs()
-        history = fold(self.con, self.spec, "f_v", "f_s", "f_d", extra=self.fresh_history())
+        encode = ("lh_source_file",) if self.lean else ()
+        history = fold(self.con, self.spec, "f_v", "f_s", "f_d", extra=self.fresh_history(), encode=encode)
         return self.result(history)
 
     # --- the daily full extract: set aside what it repeats ---------------------------------------
@@ -265,6 +270,10 @@ class _Steps:
         spec, k, con, name = self.spec, self.k, self.con, self.names[0]
         (latest,) = con.execute("SELECT max(_t) FROM state_extract").fetchall()[0]
         if latest is not None and latest >= self.extracts[0].extracted_at:
+            return
+        (known,) = con.execute("SELECT (SELECT count(*) FROM marks_old) + (SELECT count(*) FROM state_version)").fetchall()[0]
+        if not known:
+            self.split_first_load()
             return
         self.sql(f"CREATE OR REPLACE TEMP TABLE {name}_keys AS SELECT {k} FROM {name}_all WHERE NOT _del")
         self.sql(f"CREATE OR REPLACE TEMP VIEW {name}_k AS SELECT {k} FROM {name}_keys")
@@ -303,9 +312,9 @@ class _Steps:
         # Never seen: no mark, no version (a key seen only in delta extracts has versions), no event.
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE fresh_keys AS
-            SELECT {k} FROM split WHERE NOT _quiet
-            EXCEPT SELECT DISTINCT {k} FROM (SELECT {k} FROM marks_old UNION ALL SELECT {k} FROM state_version) z
-                SEMI JOIN (SELECT {k} FROM split WHERE NOT _quiet) c USING ({k})"""
+            SELECT c.* FROM (SELECT {k} FROM split WHERE NOT _quiet) c ANTI JOIN (
+                SELECT DISTINCT {k} FROM (SELECT {k} FROM marks_old UNION ALL SELECT {k} FROM state_version) z
+                SEMI JOIN (SELECT {k} FROM split WHERE NOT _quiet) c USING ({k})) z USING ({k})"""
         )
         counts = f"SELECT (SELECT count(*) FROM split WHERE _quiet), (SELECT count(*) FROM {name}_all)"
         (self.quiet, rows) = con.execute(counts).fetchall()[0]
@@ -322,6 +331,25 @@ class _Steps:
                     SELECT {k} FROM split WHERE NOT _quiet EXCEPT SELECT {k} FROM fresh_keys
                     UNION ALL SELECT {k} FROM x_multi UNION ALL SELECT {k} FROM state_event) s USING ({k})"""
             )
+
+    def split_first_load(self) -> None:
+        """With no version and no mark stored, every key with one row, not a deletion, nor in a
+        delete event, is fresh: the extract's table is taken over as it is, without a copy."""
+        spec, k, name = self.spec, self.k, self.names[0]
+        several = f"SELECT {k} FROM {name}_all GROUP BY ALL HAVING count(*) > 1 OR bool_or(_del)"
+        if keys_unique(self.extracts[0].rows, spec.keys):
+            several = f"SELECT {k} FROM {name}_all WHERE _del"
+        self.sql(f"CREATE OR REPLACE TEMP TABLE x_multi AS {several} UNION SELECT {k} FROM state_event")
+        (rest,) = self.con.execute("SELECT count(*) FROM x_multi").fetchall()[0]
+        if rest:
+            self.sql(f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT a.* FROM {name}_all a ANTI JOIN x_multi USING ({k})")
+            self.sql(f"CREATE OR REPLACE TEMP TABLE {name}_all AS SELECT a.* FROM {name}_all a SEMI JOIN x_multi USING ({k})")
+        else:
+            self.sql(f"ALTER TABLE {name}_all RENAME TO fresh")
+            self.sql(f"CREATE OR REPLACE TEMP TABLE {name}_all AS SELECT * FROM fresh LIMIT 0")
+        self.sql(f"CREATE OR REPLACE TEMP VIEW {name}_k AS SELECT {k} FROM fresh UNION ALL SELECT {k} FROM {name}_all WHERE NOT _del")
+        (fresh,) = self.con.execute("SELECT count(*) FROM fresh").fetchall()[0]
+        self.fresh = fresh > 0
 
     def fresh_history(self) -> str | None:
         """The history of the fresh keys: their one version, open-ended from its modify date."""
@@ -712,7 +740,8 @@ class _Steps:
             UNION ALL BY NAME SELECT {k}, 'event' AS _kind, _m, _t, _file FROM b_e
             UNION ALL BY NAME SELECT 'extract' AS _kind, _t, _file, _load_type FROM extract_rows)
             """
-        ).to_arrow_table()
+        )
+        new_state = arrow_encoded(new_state, ("_file", "_load_type")) if self.lean else new_state.to_arrow_table()
         affected = con.sql("SELECT * FROM aff" + (f" UNION ALL SELECT {k} FROM fresh" if self.fresh else "")).to_arrow_table()
         (batch_keys,) = con.execute(
             f"SELECT count(*) FROM (SELECT {k} FROM bfirst UNION SELECT {k} FROM b_e)"
@@ -786,10 +815,17 @@ def _refuse_old_state(columns: set[str]) -> None:
 
 
 def fold(
-    con: duckdb.DuckDBPyConnection, spec: HistorySpec, versions: str, sightings: str, deletions: str, extra: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    spec: HistorySpec,
+    versions: str,
+    sightings: str,
+    deletions: str,
+    extra: str | None = None,
+    encode: tuple[str, ...] = (),
 ) -> pa.Table:
     """The history rows of every key in the given observation relations (see the module doc),
-    plus the rows of ``extra`` (a query with the same columns), if given."""
+    plus the rows of ``extra`` (a query with the same columns), if given; the string columns in
+    ``encode`` come dictionary-encoded."""
     k = _keys(spec)
     tracked = ", ".join(f"v.{q(c)}" for c in spec.tracked)
     state_hash = f"hash(e._del{', ' + tracked if tracked else ''})"
@@ -877,7 +913,7 @@ def fold(
     {simple}
     {"UNION ALL " + extra if extra else ""}
     """
-    return con.sql(sql).to_arrow_table()
+    return arrow_encoded(con.sql(sql), encode) if encode else con.sql(sql).to_arrow_table()
 
 
 def build_history(extracts: Sequence[Extract], spec: HistorySpec) -> pa.Table:

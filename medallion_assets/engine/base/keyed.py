@@ -24,10 +24,11 @@ from medallion_assets.engine.base import history
 from medallion_assets.engine.base.history import HistorySpec
 from medallion_assets.engine.base.model import BaseTable, state_path, table_path
 from medallion_assets.engine.base.reader import Extract, read_extract
-from medallion_assets.engine.base.scan import connect, register_delta
+from medallion_assets.engine.base.scan import arrow_encoded, connect, register_delta
 from medallion_assets.engine.base.schema import BaseLoadError, align
 from medallion_assets.engine.paths import inside, parse_landing_file
 from medallion_assets.engine.sqltext import quote_identifier as q
+from medallion_assets.engine.sqltext import timestamp_literal
 
 if TYPE_CHECKING:
     from medallion_assets.engine.base.load import LoadResult
@@ -83,7 +84,7 @@ def load_keyed(
         return align(keys, pa.schema([schema.field(k) for k in spec.keys]), text_format=True, where=f"table {table.name!r}, file {file}")
 
     try:
-        planned = history.plan(state_view, new, spec, schema=schema, reread_keys=reread, con=con)
+        planned = history.plan(state_view, new, spec, schema=schema, reread_keys=reread, con=con, lean=True)
         rows = planned.history if table.write_behaviour == "scd2" else history.current_rows(planned.history)
         changes = _diff(con, table=table, spec=spec, rows=rows, affected=planned.affected, target=target, now=now)
     finally:
@@ -92,7 +93,9 @@ def load_keyed(
         changes.inserted, changes.updated, changes.soft_deleted, changes.removed,
     )
     result.unchanged = max(planned.batch_keys - changes.changed_keys, 0)
+    planned.history = rows = None  # a first load's million rows need not outlive the diff
     _commit_keyed(table=table, data_dir=data_dir, source=changes.source, target=target)
+    del changes  # the written rows are not needed for the state write, which peaks memory on a first load
     write_deltalake(
         state if state is not None else str(state_path(data_dir, table)),
         planned.new_state,
@@ -163,17 +166,18 @@ def _diff(
         f"n.{q(c)}"
         for c in list(spec.columns) + ["lh_source_file", "lh_is_deleted"] + (list(SCD2_COLUMNS) if scd2 else [])
     )
-    params = {"now": now}
+    # With no table yet every row is an insert: a view, not a copy of a first load's million rows.
+    kind = "TABLE" if target is not None else "VIEW"
+    stamp = timestamp_literal(now)
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE changes AS
+        f"""CREATE OR REPLACE TEMP {kind} changes AS
         SELECT {n_cols}, $now::TIMESTAMP AS lh_created_date, $now::TIMESTAMP AS lh_modified_date, 'insert' AS _action
         FROM n_rows n ANTI JOIN o_rows o ON {join}
         UNION ALL BY NAME
         SELECT {n_cols}, o.lh_created_date, $now::TIMESTAMP AS lh_modified_date, 'update' AS _action
         FROM n_rows n JOIN o_rows o ON {join} WHERE {differs}
         UNION ALL BY NAME
-        SELECT o.*, 'delete' AS _action FROM o_rows o ANTI JOIN n_rows n ON {join}""",
-        params,
+        SELECT o.*, 'delete' AS _action FROM o_rows o ANTI JOIN n_rows n ON {join}""".replace("$now", stamp),
     )
     # Keys whose current row is deleted now but was not before.
     cur_n = "lh_is_current" if scd2 else "true"
@@ -188,7 +192,8 @@ def _diff(
     # Sorted here (DuckDB sorts in parallel, pyarrow's sort_by does not): the table's files are
     # written in key order, and a first load writes `source` as it comes.
     order = ", ".join(q(c) for c in match)
-    source = con.sql(f"SELECT {', '.join(q(c) for c in out_columns)}, _action FROM changes ORDER BY {order}").to_arrow_table()
+    source = con.sql(f"SELECT {', '.join(q(c) for c in out_columns)}, _action FROM changes ORDER BY {order}")
+    source = arrow_encoded(source, ("lh_source_file", "_action"))
     inserted = counts.get("insert", 0)
     updated = counts.get("update", 0)
     if scd2:
@@ -235,6 +240,8 @@ def _commit_keyed(*, table: BaseTable, data_dir: Path, source: pa.Table, target:
         return
     if source.num_rows == 0:
         return
+    # Back to plain strings: a day's changes are small, and merges and new columns want the table's types.
+    source = source.cast(pa.schema([pa.field(f.name, f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in source.schema]))
     present = set(pa.schema(target.schema().to_arrow()).names)
     missing = [source.schema.field(c) for c in columns if c not in present]
     if missing:
