@@ -245,7 +245,7 @@ def run(args: argparse.Namespace, data_dir: Path) -> None:
         return
 
     print(
-        f"\n{'day':>4} {'engine s':>8} {'process s':>9} {'RSS MB':>7} {'floor s':>7} {'base rows':>11} "
+        f"\n{'day':>4} {'engine s':>8} {'process s':>9} {'cpu s':>6} {'RSS MB':>7} {'floor s':>7} {'fl cpu':>6} {'base rows':>11} "
         f"{'base MB':>8} {'state rows':>11} {'state MB':>9} {'state +rows':>11}"
     )
     previous_state = 0
@@ -261,7 +261,8 @@ def run(args: argparse.Namespace, data_dir: Path) -> None:
         base_rows, base_bytes = delta_size(base)
         state_rows, state_bytes = delta_size(state)
         print(
-            f"{index + 1:>4} {load['engine_s']:>8.2f} {load['process_s']:>9.2f} {load['peak_rss_mb']:>7.0f} {floor['engine_s']:>7.2f} "
+            f"{index + 1:>4} {load['engine_s']:>8.2f} {load['process_s']:>9.2f} {load['cpu_s']:>6.2f} {load['peak_rss_mb']:>7.0f} "
+            f"{floor['engine_s']:>7.2f} {floor['cpu_s']:>6.2f} "
             f"{base_rows:>11,} {base_bytes / 1e6:>8.1f} {state_rows:>11,} {state_bytes / 1e6:>9.1f} {state_rows - previous_state:>11,}",
             flush=True,
         )
