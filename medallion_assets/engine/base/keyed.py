@@ -288,16 +288,17 @@ def _rewrite_ranges(
                 SELECT c.* FROM (SELECT {cols} FROM tgt WHERE {condition}) c ANTI JOIN src s ON {on}
                 UNION ALL BY NAME SELECT {cols} FROM src WHERE _action IN ('insert', 'update'))
             ORDER BY {order}"""
-        ).to_arrow_table()
+        ).to_arrow_reader(1 << 17)
+        # Streamed into the writer batch by batch: the table's rows are never all in Arrow at once.
+        write_deltalake(
+            target,
+            data.cast(pa.schema([source.schema.field(c) for c in columns])),
+            mode="overwrite",
+            predicate=None if whole else condition,
+            target_file_size=FILE_SIZE,
+        )
     finally:
         con.close()
-    write_deltalake(
-        target,
-        data.cast(pa.schema([source.schema.field(c) for c in columns])),
-        mode="overwrite",
-        predicate=None if whole else condition,
-        target_file_size=FILE_SIZE,
-    )
 
 
 def _key_ranges(source: pa.Table, keys: list[str], alias: str | None = "t") -> list[str]:
