@@ -41,6 +41,13 @@ set-based DuckDB query (no per-row Python):
    ``lh_source_file`` is the first extract that carried that content within the version.
 4. ``lh_valid_to`` is the next version's start minus one microsecond, or 9999-12-31.
 
+The daily case, one full extract later than every extract applied, goes a shorter way (see
+``_Steps.split_unchanged``): one join of the extract's rows with the marks by (key, version) sets
+aside the keys whose open run it repeats (they add no observation and their history stays), and
+keys the state has never seen get their version, mark and history row directly; only changed and
+missing keys, and keys with several rows or a delete event, go through the steps above. The result is the same by
+construction and is tested against the full fold (``reference_history``).
+
 SCD1 keeps the last version of each key. The loader (``load.py``) keeps the observations in a
 hidden Delta table ``base/_state/<table>`` so they travel with the data and commit atomically.
 """
