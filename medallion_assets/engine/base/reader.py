@@ -114,7 +114,9 @@ def read_landing_file(path: Path, fmt: str, options: dict[str, Any]) -> pa.Table
         raise BaseLoadError(f"{path}: the {fmt} landing file is empty (0 bytes)")
     try:
         if fmt == "parquet":
-            table = pq.read_table(path)
+            # One file: its own reader, not read_table's dataset layer (which also imports pandas).
+            with pq.ParquetFile(path) as parquet:
+                table = parquet.read()
         else:
             con = connect()
             try:
