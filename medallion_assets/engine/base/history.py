@@ -41,6 +41,13 @@ set-based DuckDB query (no per-row Python):
    ``lh_source_file`` is the first extract that carried that content within the version.
 4. ``lh_valid_to`` is the next version's start minus one microsecond, or 9999-12-31.
 
+The daily case, one full extract later than every extract applied, goes a shorter way (see
+``_Steps.split_unchanged``): one join of the extract's rows with the marks by (key, version) sets
+aside the keys whose open run it repeats (they add no observation and their history stays), and
+keys the state has never seen get their version, mark and history row directly; only changed and
+missing keys, and keys with several rows or a delete event, go through the steps above. The result is the same by
+construction and is tested against the full fold (``reference_history``).
+
 SCD1 keeps the last version of each key. The loader (``load.py``) keeps the observations in a
 hidden Delta table ``base/_state/<table>`` so they travel with the data and commit atomically.
 """
@@ -55,8 +62,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from medallion_assets.engine.base.reader import DELETE_FLAG, Extract
-from medallion_assets.engine.base.scan import connect
+from medallion_assets.engine.base.reader import DELETE_FLAG, Extract, keys_unique
+from medallion_assets.engine.base.scan import arrow_encoded, connect
 from medallion_assets.engine.sqltext import quote_identifier as q
 from medallion_assets.engine.sqltext import string_literal, timestamp_literal
 
@@ -149,10 +156,12 @@ def observe(con: duckdb.DuckDBPyConnection, extract: Extract, spec: HistorySpec,
     has_flag = DELETE_FLAG in extract.rows.column_names
     is_delete = q(DELETE_FLAG) if has_flag else "false"
     cols = ", ".join(q(c) for c in spec.columns)
+    # Rows with distinct keys are distinct rows: no need to deduplicate them.
+    distinct = "" if keys_unique(extract.rows, spec.keys) else "DISTINCT"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {name}_all AS
         SELECT *, coalesce(_mt, $t) AS _m FROM (
-            SELECT DISTINCT {cols}, {mt_expr} AS _mt, {_content_hash(spec)} AS _hash, {is_delete} AS _del FROM {name}_raw)""",
+            SELECT {distinct} {cols}, {mt_expr} AS _mt, {_content_hash(spec)} AS _hash, {is_delete} AS _del FROM {name}_raw)""",
         {"t": extract.extracted_at},
     )
     con.unregister(f"{name}_raw")
@@ -187,6 +196,7 @@ def plan(
     schema: pa.Schema | None = None,
     reread_keys: Callable[[str], pa.Table] | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
+    lean: bool = False,
 ) -> Plan:
     """Add ``extracts`` (already aligned to ``spec.columns``) to the observations in ``state``.
 
@@ -195,6 +205,7 @@ def plan(
     ``schema`` types the data columns (default: the first data extract's).
     ``reread_keys(file)`` returns the keys of an already-applied full/keys extract; it is needed
     only when a batch reveals a key earlier than extracts applied before (out-of-order loads).
+    ``lean`` dictionary-encodes the repeated strings (file names, kinds) of the result's tables.
     """
     own = con is None
     con = con or connect()
@@ -204,7 +215,7 @@ def plan(
             if not data:
                 raise ValueError("plan needs a schema when the batch holds only keys extracts")
             schema = data[0].select(list(spec.columns)).schema
-        steps = _Steps(con=con, spec=spec, extracts=list(extracts), reread_keys=reread_keys)
+        steps = _Steps(con=con, spec=spec, extracts=list(extracts), reread_keys=reread_keys, lean=lean)
         return steps.run(state=state, proto=schema.empty_table().select(list(spec.columns)))
     finally:
         if own:
@@ -221,8 +232,10 @@ class _Steps:
         spec: HistorySpec,
         extracts: list[Extract],
         reread_keys: Callable[[str], pa.Table] | None,
+        lean: bool = False,
     ) -> None:
         self.con, self.spec, self.extracts, self.reread_keys = con, spec, extracts, reread_keys
+        self.lean = lean
         self.k = _keys(spec)
         self.cols = ", ".join(q(c) for c in spec.columns)
         self.names = [f"x{i}" for i in range(len(extracts))]
@@ -234,6 +247,7 @@ class _Steps:
         self.register_state(state=state, proto=proto)
         for name, extract in zip(self.names, self.extracts, strict=True):
             observe(self.con, extract, self.spec, name)
+        self.split_unchanged()
         self.batch_observations()
         self.batch_absences()
         self.earlier_absences()
@@ -243,8 +257,114 @@ class _Steps:
         self.append_marks()
         self.affected_keys()
         self.fold_inputs()
-        history = fold(self.con, self.spec, "f_v", "f_s", "f_d")
+        encode = ("lh_source_file",) if self.lean else ()
+        history = fold(self.con, self.spec, "f_v", "f_s", "f_d", extra=self.fresh_history(), encode=encode)
         return self.result(history)
+
+    # --- the daily full extract: set aside what it repeats ---------------------------------------
+
+    def split_unchanged(self) -> None:
+        """A batch of one full extract later than every applied extract (the daily case) mostly
+        repeats what the state holds. A key with one row, not a deletion, never deleted, whose open
+        run (its latest mark) is a run of that one version continues the run: it gets no version,
+        mark or sighting and its history does not change, so it leaves the batch here (``quiet``).
+        A key with one row that the state has never seen starts a version, a run and an open-ended
+        history row, written directly (``fresh``). Only the rest goes through the steps below; the
+        extract's full key list (``<name>_k``) still decides absences."""
+        self.quiet, self.fresh = 0, False
+        if len(self.extracts) != 1 or self.extracts[0].load_type != "full":
+            return
+        spec, k, con, name = self.spec, self.k, self.con, self.names[0]
+        (latest,) = con.execute("SELECT max(_t) FROM state_extract").fetchall()[0]
+        if latest is not None and latest >= self.extracts[0].extracted_at:
+            return
+        (known,) = con.execute("SELECT (SELECT count(*) FROM marks_old) + (SELECT count(*) FROM state_version)").fetchall()[0]
+        if not known:
+            self.split_first_load()
+            return
+        self.sql(f"CREATE OR REPLACE TEMP TABLE {name}_keys AS SELECT {k} FROM {name}_all WHERE NOT _del")
+        self.sql(f"CREATE OR REPLACE TEMP VIEW {name}_k AS SELECT {k} FROM {name}_keys")
+        # Few keys have several rows in the extract or several marks: find those, then match each
+        # row against the marks by (key, version) in one pass; no per-key table of 1M rows is built.
+        several = f"SELECT {k} FROM {name}_all GROUP BY ALL HAVING count(*) > 1 OR bool_or(_del)"
+        if keys_unique(self.extracts[0].rows, spec.keys):
+            several = f"SELECT {k} FROM {name}_all WHERE _del"
+        self.sql(f"CREATE OR REPLACE TEMP TABLE x_multi AS {several}")
+        self.sql(f"CREATE OR REPLACE TEMP TABLE m_multi AS SELECT {k} FROM marks_old GROUP BY ALL HAVING count(*) > 1")
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE x_same AS
+            SELECT {_keys(spec, "x")}, x._hash, EXISTS (
+                SELECT 1 FROM marks_old m WHERE {_on(spec, "m", "x", ["_hash"])} AND m._load_type = 'sighting') AS _same
+            FROM {name}_all x"""
+        )
+        # A key with several marks continues its run when the marks at its latest instant are that
+        # one version and it was never absent.
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE open_runs AS
+            SELECT {_keys(spec, "m")}, min(m._hash) AS _lo, max(m._hash) AS _hi, bool_and(m._load_type = 'sighting') AS _seen,
+                   bool_or(bool_or(m._load_type = 'absent')) OVER (PARTITION BY {_keys(spec, "m")}) AS _absent
+            FROM marks_old m
+            SEMI JOIN (SELECT {k} FROM (SELECT * FROM x_same WHERE _same) SEMI JOIN m_multi USING ({k})) s ON {_on(spec, "m", "s")}
+            GROUP BY {_keys(spec, "m")}, m._t
+            QUALIFY row_number() OVER (PARTITION BY {_keys(spec, "m")} ORDER BY m._t DESC) = 1"""
+        )
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE split AS
+            SELECT {_keys(spec, "x")}, x._same AND (mm.{q(spec.keys[0])} IS NULL
+                OR coalesce(o._seen AND o._lo = x._hash AND o._hi = x._hash AND NOT o._absent, false)) AS _quiet
+            FROM x_same x LEFT JOIN m_multi mm ON {_on(spec, "x", "mm")} LEFT JOIN open_runs o ON {_on(spec, "x", "o")}
+            ANTI JOIN x_multi xm ON {_on(spec, "x", "xm")}
+            ANTI JOIN (SELECT {k} FROM state_event) e ON {_on(spec, "x", "e")}"""
+        )
+        # Never seen: no mark, no version (a key seen only in delta extracts has versions), no event.
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE fresh_keys AS
+            SELECT c.* FROM (SELECT {k} FROM split WHERE NOT _quiet) c ANTI JOIN (
+                SELECT DISTINCT {k} FROM (SELECT {k} FROM marks_old UNION ALL SELECT {k} FROM state_version) z
+                SEMI JOIN (SELECT {k} FROM split WHERE NOT _quiet) c USING ({k})) z USING ({k})"""
+        )
+        counts = f"SELECT (SELECT count(*) FROM split WHERE _quiet), (SELECT count(*) FROM {name}_all)"
+        (self.quiet, rows) = con.execute(counts).fetchall()[0]
+        (fresh,) = con.execute("SELECT count(*) FROM fresh_keys").fetchall()[0]
+        self.fresh = fresh > 0
+        if fresh == rows:  # a first load: every row is fresh
+            self.sql(f"ALTER TABLE {name}_all RENAME TO fresh")
+            self.sql(f"CREATE OR REPLACE TEMP TABLE {name}_all AS SELECT * FROM fresh LIMIT 0")
+            return
+        self.sql(f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT a.* FROM {name}_all a SEMI JOIN fresh_keys f USING ({k})")
+        if self.quiet or self.fresh:
+            self.sql(
+                f"""CREATE OR REPLACE TEMP TABLE {name}_all AS SELECT a.* FROM {name}_all a SEMI JOIN (
+                    SELECT {k} FROM split WHERE NOT _quiet EXCEPT SELECT {k} FROM fresh_keys
+                    UNION ALL SELECT {k} FROM x_multi UNION ALL SELECT {k} FROM state_event) s USING ({k})"""
+            )
+
+    def split_first_load(self) -> None:
+        """With no version and no mark stored, every key with one row, not a deletion, nor in a
+        delete event, is fresh: the extract's table is taken over as it is, without a copy."""
+        spec, k, name = self.spec, self.k, self.names[0]
+        several = f"SELECT {k} FROM {name}_all GROUP BY ALL HAVING count(*) > 1 OR bool_or(_del)"
+        if keys_unique(self.extracts[0].rows, spec.keys):
+            several = f"SELECT {k} FROM {name}_all WHERE _del"
+        self.sql(f"CREATE OR REPLACE TEMP TABLE x_multi AS {several} UNION SELECT {k} FROM state_event")
+        (rest,) = self.con.execute("SELECT count(*) FROM x_multi").fetchall()[0]
+        if rest:
+            self.sql(f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT a.* FROM {name}_all a ANTI JOIN x_multi USING ({k})")
+            self.sql(f"CREATE OR REPLACE TEMP TABLE {name}_all AS SELECT a.* FROM {name}_all a SEMI JOIN x_multi USING ({k})")
+        else:
+            self.sql(f"ALTER TABLE {name}_all RENAME TO fresh")
+            self.sql(f"CREATE OR REPLACE TEMP TABLE {name}_all AS SELECT * FROM fresh LIMIT 0")
+        self.sql(f"CREATE OR REPLACE TEMP VIEW {name}_k AS SELECT {k} FROM fresh UNION ALL SELECT {k} FROM {name}_all WHERE NOT _del")
+        (fresh,) = self.con.execute("SELECT count(*) FROM fresh").fetchall()[0]
+        self.fresh = fresh > 0
+
+    def fresh_history(self) -> str | None:
+        """The history of the fresh keys: their one version, open-ended from its modify date."""
+        if not self.fresh:
+            return None
+        file = string_literal(self.extracts[0].file) + "::VARCHAR"
+        return f"""SELECT {self.cols}, {file} AS lh_source_file, false AS lh_is_deleted, _m AS lh_valid_from,
+            {OPEN_END_SQL} AS lh_valid_to, true AS lh_is_current FROM fresh"""
 
     # --- inputs ------------------------------------------------------------------------------
 
@@ -427,7 +547,11 @@ class _Steps:
         pick = f"QUALIFY rank() OVER (PARTITION BY {k}, _t ORDER BY {_TYPE_RANK}) = 1" if several else ""
         self.sql(f"CREATE OR REPLACE TEMP TABLE b_c AS SELECT * FROM ({' UNION ALL '.join(parts)}) {pick}")
         self.sql(_groups_sql("b_cg", "b_c", k))
-        self.sql(_groups_sql("marks_g", "marks_old", k))
+        # Only the batch's keys are ever looked up in the marks' groups.
+        self.sql(
+            f"CREATE OR REPLACE TEMP VIEW marks_b AS SELECT m.* FROM marks_old m SEMI JOIN (SELECT DISTINCT {k} FROM b_c) c USING ({k})"
+        )
+        self.sql(_groups_sql("marks_g", "marks_b", k))
 
     def rebuild_out_of_order_marks(self) -> None:
         """Keys whose content changes at an instant before an extract applied earlier (or that the
@@ -518,7 +642,7 @@ class _Steps:
         was ever deleted (a sighting after a deletion can re-open it)."""
         spec, k = self.spec, self.k
         self.sql(
-            f"""CREATE OR REPLACE TEMP TABLE live_marks AS
+            f"""CREATE OR REPLACE TEMP VIEW live_marks AS
             SELECT m.* FROM marks_old m ANTI JOIN x_keys x ON {_on(spec, "m", "x")}
             UNION ALL SELECT {k}, _t, _file, _type, _m, _hash FROM new_marks"""
         )
@@ -607,22 +731,29 @@ class _Steps:
         )
         con.register("extract_rows", extract_rows)
         latest = timestamp_literal(max(e.extracted_at for e in self.extracts))
+        fresh = ""
+        if self.fresh:
+            t, f = timestamp_literal(self.extracts[0].extracted_at), string_literal(self.extracts[0].file) + "::VARCHAR"
+            fresh = f"""
+            UNION ALL BY NAME SELECT {cols}, 'version' AS _kind, _m, {t} AS _t, _hash, {f} AS _file FROM fresh
+            UNION ALL BY NAME SELECT {k}, 'mark' AS _kind, _mt AS _m, {t} AS _t, _hash, {f} AS _file, 'sighting' AS _load_type FROM fresh"""
+        order = ", ".join([q(c) for c in spec.columns] + list(STATE_COLUMNS[:-1]))
         new_state = con.sql(
-            f"""
-            SELECT {cols}, 'version' AS _kind, _m, _t, _hash, _file FROM newv
+            f"""SELECT {order}, {int(self.generation)}::BIGINT AS _gen FROM (
+            SELECT {cols}, 'version' AS _kind, _m, _t, _hash, _file FROM newv{fresh}
             UNION ALL BY NAME SELECT {k}, 'sighting' AS _kind, _m, _t, _hash, _file FROM b_ds
             UNION ALL BY NAME SELECT {k}, 'mark' AS _kind, _m, _t, _hash, _file, _type AS _load_type FROM new_marks
             UNION ALL BY NAME SELECT {k}, 'mark' AS _kind, {latest} AS _t, 'reset' AS _load_type FROM x_keys
             UNION ALL BY NAME SELECT {k}, 'event' AS _kind, _m, _t, _file FROM b_e
-            UNION ALL BY NAME SELECT 'extract' AS _kind, _t, _file, _load_type FROM extract_rows
+            UNION ALL BY NAME SELECT 'extract' AS _kind, _t, _file, _load_type FROM extract_rows)
             """
-        ).to_arrow_table()
-        new_state = new_state.append_column("_gen", pa.array([self.generation] * new_state.num_rows, pa.int64()))
-        new_state = new_state.select(list(spec.columns) + list(STATE_COLUMNS))
-        affected = con.sql("SELECT * FROM aff").to_arrow_table()
+        )
+        new_state = arrow_encoded(new_state, ("_file", "_load_type")) if self.lean else new_state.to_arrow_table()
+        affected = con.sql("SELECT * FROM aff" + (f" UNION ALL SELECT {k} FROM fresh" if self.fresh else "")).to_arrow_table()
         (batch_keys,) = con.execute(
             f"SELECT count(*) FROM (SELECT {k} FROM bfirst UNION SELECT {k} FROM b_e)"
         ).fetchall()[0]
+        batch_keys += self.quiet + (con.execute("SELECT count(*) FROM fresh").fetchall()[0][0] if self.fresh else 0)
         # The connection may live on (the loader diffs on it): free the batch's big temp tables.
         big = [f"{n}_all" for n, e in zip(self.names, self.extracts, strict=True) if e.load_type != "keys"]
         for table in big + [
@@ -637,9 +768,15 @@ class _Steps:
             "b_cg",
             "marks_g",
             "marks_old",
-            "live_marks",
             "b_a",
-        ]:
+            "fresh",
+            "split",
+            "x_same",
+            "x_multi",
+            "m_multi",
+            "fresh_keys",
+            "open_runs",
+        ] + [f"{n}_keys" for n in self.names]:
             con.execute(f"DROP TABLE IF EXISTS {table}")
         return Plan(new_state=new_state, history=history, affected=affected, batch_keys=batch_keys)
 
@@ -649,7 +786,7 @@ _TYPE_RANK = "_reread DESC, CASE _type WHEN 'sighting' THEN 0 WHEN 'present' THE
 
 def _groups_sql(target: str, source: str, keys: str) -> str:
     """One row per key and instant: the content type and an id of its set of versions."""
-    type_col = "_load_type" if source in ("marks_old", "live_absent") else "_type"
+    type_col = "_load_type" if source in ("marks_old", "marks_b", "live_absent") else "_type"
     return f"""CREATE OR REPLACE TEMP TABLE {target} AS
     SELECT {keys}, _t, any_value({type_col}) AS _type,
            CASE WHEN count(_hash) = 1 THEN min(_hash)
@@ -684,8 +821,18 @@ def _refuse_old_state(columns: set[str]) -> None:
         )
 
 
-def fold(con: duckdb.DuckDBPyConnection, spec: HistorySpec, versions: str, sightings: str, deletions: str) -> pa.Table:
-    """The history rows of every key in the given observation relations (see the module doc)."""
+def fold(
+    con: duckdb.DuckDBPyConnection,
+    spec: HistorySpec,
+    versions: str,
+    sightings: str,
+    deletions: str,
+    extra: str | None = None,
+    encode: tuple[str, ...] = (),
+) -> pa.Table:
+    """The history rows of every key in the given observation relations (see the module doc),
+    plus the rows of ``extra`` (a query with the same columns), if given; the string columns in
+    ``encode`` come dictionary-encoded."""
     k = _keys(spec)
     tracked = ", ".join(f"v.{q(c)}" for c in spec.tracked)
     state_hash = f"hash(e._del{', ' + tracked if tracked else ''})"
@@ -771,8 +918,9 @@ def fold(con: duckdb.DuckDBPyConnection, spec: HistorySpec, versions: str, sight
     FROM hist h JOIN cv v ON {_on(spec, "v", "h")} AND v._hash = h._ph
     UNION ALL
     {simple}
+    {"UNION ALL " + extra if extra else ""}
     """
-    return con.sql(sql).to_arrow_table()
+    return arrow_encoded(con.sql(sql), encode) if encode else con.sql(sql).to_arrow_table()
 
 
 def build_history(extracts: Sequence[Extract], spec: HistorySpec) -> pa.Table:

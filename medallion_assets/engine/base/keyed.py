@@ -24,11 +24,12 @@ from medallion_assets.engine.base import history
 from medallion_assets.engine.base.history import HistorySpec
 from medallion_assets.engine.base.model import BaseTable, state_path, table_path
 from medallion_assets.engine.base.reader import Extract, read_extract
-from medallion_assets.engine.base.scan import connect, register_delta
+from medallion_assets.engine.base.scan import arrow_encoded, connect, register_delta
 from medallion_assets.engine.base.schema import BaseLoadError, align
 from medallion_assets.engine.lake import open_delta, write_delta
 from medallion_assets.engine.paths import inside, parse_landing_file
 from medallion_assets.engine.sqltext import quote_identifier as q
+from medallion_assets.engine.sqltext import timestamp_literal
 
 if TYPE_CHECKING:
     from medallion_assets.engine.base.load import LoadResult
@@ -84,7 +85,7 @@ def load_keyed(
         return align(keys, pa.schema([schema.field(k) for k in spec.keys]), text_format=True, where=f"table {table.name!r}, file {file}")
 
     try:
-        planned = history.plan(state_view, new, spec, schema=schema, reread_keys=reread, con=con)
+        planned = history.plan(state_view, new, spec, schema=schema, reread_keys=reread, con=con, lean=True)
         rows = planned.history if table.write_behaviour == "scd2" else history.current_rows(planned.history)
         changes = _diff(con, table=table, spec=spec, rows=rows, affected=planned.affected, target=target, now=now)
     finally:
@@ -93,7 +94,9 @@ def load_keyed(
         changes.inserted, changes.updated, changes.soft_deleted, changes.removed,
     )
     result.unchanged = max(planned.batch_keys - changes.changed_keys, 0)
+    planned.history = rows = None  # a first load's million rows need not outlive the diff
     _commit_keyed(table=table, data_dir=data_dir, source=changes.source, target=target)
+    del changes  # the written rows are not needed for the state write, which peaks memory on a first load
     write_delta(
         state if state is not None else str(state_path(data_dir, table)),
         planned.new_state,
@@ -164,17 +167,18 @@ def _diff(
         f"n.{q(c)}"
         for c in list(spec.columns) + ["lh_source_file", "lh_is_deleted"] + (list(SCD2_COLUMNS) if scd2 else [])
     )
-    params = {"now": now}
+    # With no table yet every row is an insert: a view, not a copy of a first load's million rows.
+    kind = "TABLE" if target is not None else "VIEW"
+    stamp = timestamp_literal(now)
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE changes AS
+        f"""CREATE OR REPLACE TEMP {kind} changes AS
         SELECT {n_cols}, $now::TIMESTAMP AS lh_created_date, $now::TIMESTAMP AS lh_modified_date, 'insert' AS _action
         FROM n_rows n ANTI JOIN o_rows o ON {join}
         UNION ALL BY NAME
         SELECT {n_cols}, o.lh_created_date, $now::TIMESTAMP AS lh_modified_date, 'update' AS _action
         FROM n_rows n JOIN o_rows o ON {join} WHERE {differs}
         UNION ALL BY NAME
-        SELECT o.*, 'delete' AS _action FROM o_rows o ANTI JOIN n_rows n ON {join}""",
-        params,
+        SELECT o.*, 'delete' AS _action FROM o_rows o ANTI JOIN n_rows n ON {join}""".replace("$now", stamp),
     )
     # Keys whose current row is deleted now but was not before.
     cur_n = "lh_is_current" if scd2 else "true"
@@ -186,7 +190,11 @@ def _diff(
     (changed_keys,) = con.execute(
         f"SELECT count(*) FROM (SELECT DISTINCT {', '.join(q(k) for k in spec.keys)} FROM changes)"
     ).fetchall()[0]
-    source = con.sql(f"SELECT {', '.join(q(c) for c in out_columns)}, _action FROM changes").to_arrow_table()
+    # Sorted here (DuckDB sorts in parallel, pyarrow's sort_by does not): the table's files are
+    # written in key order, and a first load writes `source` as it comes.
+    order = ", ".join(q(c) for c in match)
+    source = con.sql(f"SELECT {', '.join(q(c) for c in out_columns)}, _action FROM changes ORDER BY {order}")
+    source = arrow_encoded(source, ("lh_source_file", "_action"))
     inserted = counts.get("insert", 0)
     updated = counts.get("update", 0)
     if scd2:
@@ -219,9 +227,9 @@ def _commit_keyed(*, table: BaseTable, data_dir: Path, source: pa.Table, target:
     columns = [c for c in source.column_names if c != "_action"]
     scd2 = table.write_behaviour == "scd2"
     match = list(table.business_keys) + (["lh_valid_from"] if scd2 else [])
-    order = [(c, "ascending") for c in match]
-    if target is None:
-        inserts = source.filter(pc.equal(source.column("_action"), "insert")).select(columns).sort_by(order)
+    if target is None:  # `source` is sorted by `match` (see _diff); with no table yet, all inserts
+        insert = pc.equal(source.column("_action"), "insert")
+        inserts = (source if pc.all(insert).as_py() is not False else source.filter(insert)).select(columns)
         write_delta(
             path,
             inserts,
@@ -233,6 +241,8 @@ def _commit_keyed(*, table: BaseTable, data_dir: Path, source: pa.Table, target:
         return
     if source.num_rows == 0:
         return
+    # Back to plain strings: a day's changes are small, and merges and new columns want the table's types.
+    source = source.cast(pa.schema([pa.field(f.name, f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in source.schema]))
     present = set(pa.schema(target.schema().to_arrow()).names)
     missing = [source.schema.field(c) for c in columns if c not in present]
     if missing:
@@ -245,7 +255,7 @@ def _commit_keyed(*, table: BaseTable, data_dir: Path, source: pa.Table, target:
     predicate = " AND ".join([f"t.{q(c)} = s.{q(c)}" for c in match] + _key_ranges(source, table.business_keys))
     values = {q(c): f"s.{q(c)}" for c in columns}
     (
-        target.merge(source.sort_by(order), predicate, source_alias="s", target_alias="t")
+        target.merge(source, predicate, source_alias="s", target_alias="t")
         .when_matched_delete(predicate="s._action = 'delete'")
         .when_matched_update(updates=values, predicate="s._action = 'update'")
         .when_not_matched_insert(updates=values, predicate="s._action = 'insert'")
@@ -258,12 +268,19 @@ def _rewrite_ranges(
 ) -> None:
     """Apply the changes by replacing every row whose first key falls in the changed key ranges
     with that region's new content, written sorted by key. Unlike a merge, whose output is not
-    ordered, this keeps the files clustered by key, so the next day's changes touch few files."""
+    ordered, this keeps the files clustered by key, so the next day's changes touch few files.
+    When the ranges hold most of the table's rows (changes spread over all keys), the whole table is
+    rewritten instead: a predicate overwrite would read and rewrite the rest of every file it
+    touches too, unsorted, and cost more."""
     (condition,) = _key_ranges(source, [key], alias=None)
     con = connect()
     try:
         register_delta(con, "tgt", target)
         con.register("src", source)
+        (inside, total) = con.execute(f"SELECT count(*) FILTER (WHERE {condition}), count(*) FROM tgt").fetchall()[0]
+        whole = inside * 2 > total
+        if whole:
+            condition = "true"
         cols = ", ".join(q(c) for c in columns)
         on = " AND ".join(f"c.{q(c)} = s.{q(c)}" for c in match)
         order = ", ".join(q(c) for c in match)
@@ -272,16 +289,17 @@ def _rewrite_ranges(
                 SELECT c.* FROM (SELECT {cols} FROM tgt WHERE {condition}) c ANTI JOIN src s ON {on}
                 UNION ALL BY NAME SELECT {cols} FROM src WHERE _action IN ('insert', 'update'))
             ORDER BY {order}"""
-        ).to_arrow_table()
+        ).to_arrow_reader(1 << 17)
+        # Streamed into the writer batch by batch: the table's rows are never all in Arrow at once.
+        write_delta(
+            target,
+            data.cast(pa.schema([source.schema.field(c) for c in columns])),
+            mode="overwrite",
+            predicate=None if whole else condition,
+            target_file_size=FILE_SIZE,
+        )
     finally:
         con.close()
-    write_delta(
-        target,
-        data.cast(pa.schema([source.schema.field(c) for c in columns])),
-        mode="overwrite",
-        predicate=condition,
-        target_file_size=FILE_SIZE,
-    )
 
 
 def _key_ranges(source: pa.Table, keys: list[str], alias: str | None = "t") -> list[str]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -132,7 +133,9 @@ def _read_local_file(path: Path, fmt: str, options: dict[str, Any]) -> pa.Table:
         raise BaseLoadError(f"{path}: the {fmt} landing file is empty (0 bytes)")
     try:
         if fmt == "parquet":
-            table = pq.read_table(path)
+            # One file: its own reader, not read_table's dataset layer (which also imports pandas).
+            with pq.ParquetFile(path) as parquet:
+                table = parquet.read()
         else:
             con = connect()
             try:
@@ -302,10 +305,26 @@ def _apply_rules(table: pa.Table, meta: BaseTable, where: str) -> tuple[pa.Table
 AMBIGUOUS_KEY_RULE = "ambiguous_business_key"
 
 
+def keys_unique(table: pa.Table, keys: list[str] | tuple[str, ...]) -> bool | None:
+    """True when no two rows share a key, False when some do, None when not cheaply known. Only
+    for one integer key without nulls: a sorted extract is checked in one vectorised pass, another
+    by sorting a copy of the key column (far cheaper than grouping every row)."""
+    if len(keys) != 1 or keys[0] not in table.column_names:
+        return None
+    column = table.column(keys[0])
+    if not pa.types.is_integer(column.type) or column.null_count:
+        return None
+    values = column.to_numpy()
+    if len(values) < 2 or bool(np.all(values[1:] > values[:-1])):
+        return True
+    ordered = np.sort(values)
+    return not bool(np.any(ordered[1:] == ordered[:-1]))
+
+
 def _set_aside_ambiguous_keys(table: pa.Table, meta: BaseTable, where: str) -> tuple[pa.Table, pa.Table | None]:
     """Rows of one key that differ while nothing orders them (same or no modify date) cannot be
     merged without guessing which is right: they go to quarantine, not silently one of them."""
-    if not meta.keyed or table.num_rows < 2:
+    if not meta.keyed or table.num_rows < 2 or keys_unique(table, meta.business_keys):
         return table, None
     group = [*meta.business_keys, *([meta.modify_date_column] if meta.modify_date_column else [])]
     partition = ", ".join(quote_identifier(c) for c in group)
@@ -313,6 +332,12 @@ def _set_aside_ambiguous_keys(table: pa.Table, meta: BaseTable, where: str) -> t
     con = connect()
     try:
         con.register("batch", table)
+        # Most extracts have none: one aggregate finds that out without copying the rows.
+        (ambiguous,) = con.execute(
+            f"SELECT count(*) FROM (SELECT {partition} FROM batch GROUP BY ALL HAVING min({row_hash}) <> max({row_hash}))"
+        ).fetchall()[0]
+        if not ambiguous:
+            return table, None
         flagged = con.sql(
             f"SELECT *, min({row_hash}) OVER w <> max({row_hash}) OVER w AS lh_ambiguous "
             f"FROM batch WINDOW w AS (PARTITION BY {partition})"

@@ -27,7 +27,7 @@ SPEC = HistorySpec(
 START = date(2026, 1, 1)
 
 
-def simulate(seed: int, cases: int, days: int, keys_per_case: int = 3):
+def simulate(seed: int, cases: int, days: int, keys_per_case: int = 3, full_share: float = 0.2):
     """Day-by-day source changes and the extracts a nightly job would land (full, delta, keys)."""
     rng = random.Random(seed)
     alive: dict[int, tuple] = {}
@@ -59,7 +59,7 @@ def simulate(seed: int, cases: int, days: int, keys_per_case: int = 3):
                 changed.append(alive[key])
             if key in alive:
                 last_m[key] = max(last_m.get(key, datetime.min), alive[key][3])
-        if index == 0 or rng.random() < 0.2:
+        if index == 0 or rng.random() < full_share:
             rows = list(alive.values())
             extracts.append((day, Extract(_table(rows), "full", extract_ts, f"full-{day}")))
         else:

@@ -111,6 +111,23 @@ def test_extracts_in_any_order_and_batching_match_the_reference_fold(seed):
         assert _sorted(loader.table()) == expected
 
 
+@pytest.mark.parametrize("seed", [41, 42, 43])
+def test_daily_full_extracts_one_at_a_time_match_the_reference_fold(seed):
+    """Mostly full extracts, each loaded alone after the ones before (the daily case, where keys
+    that repeat their open run are set aside and never-seen keys are written directly), with
+    deletions, come-backs, old modify dates and a few delta and keys extracts in between."""
+    from medallion_assets_tests.engine.base.test_base_properties import SPEC, Incremental, _sorted, simulate  # noqa: PLC0415
+
+    extracts = [e for _, e in simulate(seed, cases=80, days=12, full_share=0.8)[1]]
+    expected = _sorted(reference_history(extracts, SPEC))
+    loader = Incremental({e.file: e for e in extracts})
+    for extract in extracts:
+        loader.apply([extract])
+    assert _sorted(loader.table()) == expected
+    loader.apply([extracts[-1]])  # a re-run changes nothing
+    assert _sorted(loader.table()) == expected
+
+
 def test_state_from_an_older_release_is_refused_with_a_clear_error(tmp_path, land, h):
     from deltalake import write_deltalake
 
