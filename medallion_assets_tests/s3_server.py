@@ -10,7 +10,6 @@ conftest.py makes both fixtures available to every test.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -22,16 +21,12 @@ from pathlib import Path
 
 import pytest
 
+from medallion_assets_tests.unavailable import fail_or_skip
+
 # Dummy credentials moto accepts; the secret is distinctive so tests can look for leaks of it.
 ACCESS_KEY = "medallion-test-access"
 SECRET_KEY = "medallion-test-SECRET-7f3a9c"
 REGION = "us-east-1"
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def _free_port() -> int:
@@ -50,14 +45,14 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         import moto.server  # noqa: F401
     except ImportError as exc:
-        _unavailable(f"moto[server] is not installed ({exc}); `pip install -e '.[test]'`")
+        fail_or_skip(f"moto[server] is not installed ({exc}); `pip install -e '.[test]'`")
     port = _free_port()
     log = tmp_path_factory.mktemp("moto") / "server.log"
     with open(log, "wb") as out:
         process = subprocess.Popen([sys.executable, "-c", _SERVER, str(port)], stdout=out, stderr=subprocess.STDOUT)
     try:
         if not _wait_for_port(port, process):
-            _unavailable(f"moto S3 server did not start on 127.0.0.1:{port}: {log.read_text()[-2000:]}")
+            fail_or_skip(f"moto S3 server did not start on 127.0.0.1:{port}: {log.read_text()[-2000:]}")
         yield f"http://127.0.0.1:{port}"
     finally:
         _stop(process)

@@ -9,12 +9,11 @@ skipped, with the reason, elsewhere. SQLite needs no server.
 from __future__ import annotations
 
 import contextlib
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+from medallion_assets_tests.unavailable import fail_or_skip
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
@@ -22,10 +21,7 @@ KINDS = ("postgresql", "mariadb", "sqlite")
 
 
 def _unreachable(kind: str, exc: Exception) -> None:
-    reason = f"{kind} server not reachable: {exc}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
+    fail_or_skip(f"{kind} server not reachable: {exc}")
 
 
 @contextlib.contextmanager

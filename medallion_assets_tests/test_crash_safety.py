@@ -24,19 +24,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from medallion_assets.engine.base.reader import read_landing_file
-from medallion_assets.engine.paths import list_landing_files
 from medallion_assets.engine.sample import generate_sample
-from medallion_assets.engine.sources import load_sources
+from medallion_assets_tests.lake_contents import LOAD_STAMPS, landing_contents
+from medallion_assets_tests.lake_contents import rows as sorted_rows
 
 pytestmark = pytest.mark.slow  # 20 SIGKILL trials in real processes
 
 WORKER = Path(__file__).with_name("crash_worker.py")
-LOAD_STAMPS = frozenset({"lh_created_date", "lh_modified_date"})
 KILLS = {"base": 8, "curated": 7, "landing": 5}
 SEED = 20260101
 
@@ -124,28 +121,15 @@ def check_delta_tables(data_dir: Path, before: dict[str, int]) -> None:
         dt.to_pyarrow_table()  # raises if a file the latest version lists is missing or truncated
 
 
-def landing_contents(data_dir: Path) -> dict[str, list[tuple]]:
-    """Rows of every landing file a reader would list, by path relative to the data root."""
-    out = {}
-    for system in load_sources().values():
-        for obj in system.objects.values():
-            for landing in list_landing_files(data_dir, system.source, obj.name):
-                table = read_landing_file(landing.path, landing.format, obj.read_options)
-                out[landing.path.relative_to(data_dir).as_posix()] = _rows(table)
-    return out
 
 
-def _rows(table: pa.Table, ignore: frozenset[str] = frozenset()) -> list[tuple]:
-    columns = sorted(c for c in table.column_names if c not in ignore)
-    data = [table.column(c).to_pylist() for c in columns]
-    return [tuple(columns)] + sorted(zip(*data, strict=True), key=repr)
 
 
 def table_contents(data_dir: Path, prefixes: tuple[str, ...] = ("base", "curated")) -> dict[str, list[tuple]]:
     out = {}
     for name, path in delta_dirs(data_dir).items():
         if name.startswith(prefixes):
-            out[name] = _rows(DeltaTable(str(path)).to_pyarrow_table(), LOAD_STAMPS)
+            out[name] = sorted_rows(DeltaTable(str(path)).to_pyarrow_table(), LOAD_STAMPS)
     return out
 
 

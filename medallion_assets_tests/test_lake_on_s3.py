@@ -19,7 +19,6 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
 
-from medallion_assets.engine.base.reader import read_landing_file
 from medallion_assets.engine.lake import LakePath, as_path, is_delta, open_delta, write_delta
 from medallion_assets.engine.landing_scan import scan_for_new_files
 from medallion_assets.engine.maintenance import delta_tables, file_stats, maintain_table
@@ -29,11 +28,12 @@ from medallion_assets.engine.sample import generate_sample
 from medallion_assets.engine.serving import refresh_serving_views
 from medallion_assets.engine.sources import load_sources
 from medallion_assets_tests.crash_worker import run_base, run_curated, sample_days
+from medallion_assets_tests.lake_contents import LOAD_STAMPS, landing_contents
+from medallion_assets_tests.lake_contents import rows as sorted_rows
 from medallion_assets_tests.s3_server import ACCESS_KEY, SECRET_KEY, create_bucket, s3_environment
 
 pytestmark = pytest.mark.slow  # the sample's three days twice, plus SIGKILL trials, over HTTP
 
-LOAD_STAMPS = frozenset({"lh_created_date", "lh_modified_date"})
 SAMPLE = dict(seed=9, days=3, customers=300, order_lines=3000, log=lambda message: None)
 
 
@@ -48,24 +48,12 @@ def delta_dirs(data_dir: Path | LakePath) -> dict[str, Path | LakePath]:
     return found
 
 
-def _rows(table: pa.Table) -> list[tuple]:
-    columns = sorted(c for c in table.column_names if c not in LOAD_STAMPS)
-    data = [table.column(c).to_pylist() for c in columns]
-    return [tuple(columns)] + sorted(zip(*data, strict=True), key=repr)
 
 
 def table_contents(data_dir: Path | LakePath) -> dict[str, list[tuple]]:
-    return {name: _rows(open_delta(path).to_pyarrow_table()) for name, path in delta_dirs(data_dir).items()}
+    return {name: sorted_rows(open_delta(path).to_pyarrow_table(), LOAD_STAMPS) for name, path in delta_dirs(data_dir).items()}
 
 
-def landing_contents(data_dir: Path | LakePath) -> dict[str, list[tuple]]:
-    out = {}
-    for system in load_sources().values():
-        for obj in system.objects.values():
-            for landing in list_landing_files(data_dir, system.source, obj.name):
-                table = read_landing_file(landing.path, landing.format, obj.read_options)
-                out[landing.path.relative_to(data_dir).as_posix()] = _rows(table)
-    return out
 
 
 @dataclass
@@ -164,7 +152,7 @@ def test_maintenance_and_rollback_on_s3(run):
     path = root / "base" / "erp_fragmented"
     for day in range(4):
         write_delta(path, pa.table({"id": [day, day + 10]}), mode="append")
-    rows = _rows(open_delta(path).to_pyarrow_table())
+    rows = sorted_rows(open_delta(path).to_pyarrow_table(), LOAD_STAMPS)
     time.sleep(1.1)  # the rollback window must start after the table's creating commits
     start = datetime.now(UTC).replace(tzinfo=None)
     result = maintain_table(path, retention_days=7)  # keeps the week's files: the rollback needs them
@@ -173,9 +161,9 @@ def test_maintenance_and_rollback_on_s3(run):
     plans = plan_rollback(root, start, end)
     assert [(p.table, p.action) for p in plans] == [("erp_fragmented", "restore")]
     assert [o.error for o in execute_rollback(plans)] == [None]
-    assert file_stats(path).active_files == 4 and _rows(open_delta(path).to_pyarrow_table()) == rows
+    assert file_stats(path).active_files == 4 and sorted_rows(open_delta(path).to_pyarrow_table(), LOAD_STAMPS) == rows
     result = maintain_table(path, retention_days=0)
-    assert result.after.disk_files == 1 and _rows(open_delta(path).to_pyarrow_table()) == rows
+    assert result.after.disk_files == 1 and sorted_rows(open_delta(path).to_pyarrow_table(), LOAD_STAMPS) == rows
     before = table_contents(run.remote)
     for table in delta_tables(run.remote):
         maintain_table(table, retention_days=0)

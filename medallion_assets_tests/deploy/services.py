@@ -24,6 +24,7 @@ from dagster_graphql import DagsterGraphQLClient
 
 # The webserver test's helpers, shared rather than copied.
 from medallion_assets_tests.test_end_to_end_webserver import free_port, server_up, wait_for
+from medallion_assets_tests.unavailable import fail_or_skip
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -35,11 +36,7 @@ def require_service(name: str, error: Exception | None) -> None:
     """Fail in CI, skip (saying why) elsewhere, when a server the test needs is unreachable."""
     if error is None:
         return
-    reason = f"{name} is unreachable: {type(error).__name__}: {error}".strip()
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: the service is required)")
-    print(f"SKIP: {reason}")
-    pytest.skip(reason)
+    fail_or_skip(f"{name} is unreachable: {type(error).__name__}: {error}".strip())
 
 
 def admin_execute(statement: str) -> None:
