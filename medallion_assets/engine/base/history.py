@@ -271,7 +271,7 @@ class _Steps:
         A key with one row that the state has never seen starts a version, a run and an open-ended
         history row, written directly (``fresh``). Only the rest goes through the steps below; the
         extract's full key list (``<name>_k``) still decides absences."""
-        self.quiet, self.fresh = 0, False
+        self.quiet, self.fresh, self.marked = 0, False, 0
         if len(self.extracts) != 1 or self.extracts[0].load_type != "full":
             return
         spec, k, con, name = self.spec, self.k, self.con, self.names[0]
@@ -332,12 +332,30 @@ class _Steps:
             self.sql(f"CREATE OR REPLACE TEMP TABLE {name}_all AS SELECT * FROM fresh LIMIT 0")
             return
         self.sql(f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT a.* FROM {name}_all a SEMI JOIN fresh_keys f USING ({k})")
-        if self.quiet or self.fresh:
+        self.split_marked()
+        if self.quiet or self.fresh or self.marked:
             self.sql(
                 f"""CREATE OR REPLACE TEMP TABLE {name}_all AS SELECT a.* FROM {name}_all a SEMI JOIN (
-                    SELECT {k} FROM split WHERE NOT _quiet EXCEPT SELECT {k} FROM fresh_keys
+                    SELECT {k} FROM split WHERE NOT _quiet EXCEPT SELECT {k} FROM fresh_keys EXCEPT SELECT {k} FROM marked
                     UNION ALL SELECT {k} FROM x_multi UNION ALL SELECT {k} FROM state_event) s USING ({k})"""
             )
+
+    def split_marked(self) -> None:
+        """Of the keys left, those whose row is a version the key already has, with a known modify
+        date, and that were never deleted, only start a new run (``marked``): the extract's sighting
+        repeats one the fold already holds (same version, same modify date, not after a deletion),
+        so their history stays; they get the mark and skip the fold. This is the weekly full
+        extract after daily deltas: the deltas brought the versions, the full extract confirms them."""
+        spec, k, name = self.spec, self.k, self.names[0]
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE marked AS
+            SELECT a.* FROM (SELECT * FROM {name}_all WHERE _mt IS NOT NULL AND NOT _del) a
+            SEMI JOIN (SELECT {k} FROM split WHERE NOT _quiet EXCEPT SELECT {k} FROM fresh_keys) s USING ({k})
+            SEMI JOIN (SELECT {k}, _hash FROM state_version) v ON {_on(spec, "a", "v", ["_hash"])}
+            ANTI JOIN (SELECT {k} FROM marks_old WHERE _load_type = 'absent') d ON {_on(spec, "a", "d")}"""
+        )
+        (count,) = self.con.execute("SELECT count(*) FROM marked").fetchall()[0]
+        self.marked = count
 
     def split_first_load(self) -> None:
         """With no version and no mark stored, every key with one row, not a deletion, nor in a
@@ -522,6 +540,8 @@ class _Steps:
         """``b_c``: per key and full/keys extract time, what the batch shows: the versions of a full
         extract (``sighting``), presence in a keys extract (``present``) or an absence."""
         k = self.k
+        (rereads,) = self.con.execute("SELECT (SELECT count(*) FROM b_la) + (SELECT count(*) FROM b_lp)").fetchall()[0]
+        self.rereads = rereads
         # Re-read files (``_reread``) are facts about an applied extract: they override what a run
         # claimed for it (a run of a key not seen yet may cover keys extracts that missed it).
         absent, present = (
@@ -539,10 +559,9 @@ class _Steps:
             if extract.load_type == "full":
                 parts.append(f"SELECT {k}, {t}, {f}, 'sighting', _mt, _hash, false FROM {name}_all WHERE NOT _del")
             elif extract.load_type == "keys":
-                parts.append(f"SELECT DISTINCT {k}, {t}, {f}, {present}, false FROM {name}_k")
+                parts.append(f"SELECT DISTINCT {k}, {t}, {f}, {present}, false FROM {self.keys_to_mark(name, extract)}")
         # At one instant a full extract's versions win over presence, presence over an absence. With
         # one full/keys extract and nothing re-read, no key has two contents at one instant.
-        (rereads,) = self.con.execute("SELECT (SELECT count(*) FROM b_la) + (SELECT count(*) FROM b_lp)").fetchall()[0]
         several = rereads or sum(e.load_type in PRESENCE for e in self.extracts) > 1
         pick = f"QUALIFY rank() OVER (PARTITION BY {k}, _t ORDER BY {_TYPE_RANK}) = 1" if several else ""
         self.sql(f"CREATE OR REPLACE TEMP TABLE b_c AS SELECT * FROM ({' UNION ALL '.join(parts)}) {pick}")
@@ -552,6 +571,27 @@ class _Steps:
             f"CREATE OR REPLACE TEMP VIEW marks_b AS SELECT m.* FROM marks_old m SEMI JOIN (SELECT DISTINCT {k} FROM b_c) c USING ({k})"
         )
         self.sql(_groups_sql("marks_g", "marks_b", k))
+
+    def keys_to_mark(self, name: str, extract: Extract) -> str:
+        """The keys of a keys extract whose presence may change their run. When the batch's only
+        full/keys extract is this one, later than every applied one, and nothing was re-read, a
+        key whose run in effect is a run of versions or of presence just continues it (the daily
+        keys extract that confirms a million keys): only keys with no mark yet, or whose run in
+        effect is an absence, can start a run. Otherwise every key of the extract."""
+        spec, k = self.spec, self.k
+        presence = [e for e in self.extracts if e.load_type in PRESENCE]
+        (latest,) = self.con.execute("SELECT max(_t) FROM old_extracts").fetchall()[0]
+        if self.rereads or len(presence) != 1 or presence[0] is not extract or (latest is not None and latest >= extract.extracted_at):
+            return f"{name}_k"
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE k_marked AS
+            WITH absent AS (
+                SELECT {k} FROM marks_old SEMI JOIN (SELECT {k} FROM marks_old WHERE _load_type = 'absent') a USING ({k})
+                GROUP BY ALL HAVING arg_max(_load_type, _t) = 'absent')
+            SELECT {_keys(spec, "x")} FROM {name}_k x ANTI JOIN marks_old m ON {_on(spec, "x", "m")}
+            UNION ALL SELECT {_keys(spec, "x")} FROM {name}_k x SEMI JOIN absent a ON {_on(spec, "x", "a")}"""
+        )
+        return "k_marked"
 
     def rebuild_out_of_order_marks(self) -> None:
         """Keys whose content changes at an instant before an extract applied earlier (or that the
@@ -737,6 +777,10 @@ class _Steps:
             fresh = f"""
             UNION ALL BY NAME SELECT {cols}, 'version' AS _kind, _m, {t} AS _t, _hash, {f} AS _file FROM fresh
             UNION ALL BY NAME SELECT {k}, 'mark' AS _kind, _mt AS _m, {t} AS _t, _hash, {f} AS _file, 'sighting' AS _load_type FROM fresh"""
+        if self.marked:
+            t, f = timestamp_literal(self.extracts[0].extracted_at), string_literal(self.extracts[0].file) + "::VARCHAR"
+            fresh += f"""
+            UNION ALL BY NAME SELECT {k}, 'mark' AS _kind, _mt AS _m, {t} AS _t, _hash, {f} AS _file, 'sighting' AS _load_type FROM marked"""
         order = ", ".join([q(c) for c in spec.columns] + list(STATE_COLUMNS[:-1]))
         new_state = con.sql(
             f"""SELECT {order}, {int(self.generation)}::BIGINT AS _gen FROM (
@@ -753,7 +797,7 @@ class _Steps:
         (batch_keys,) = con.execute(
             f"SELECT count(*) FROM (SELECT {k} FROM bfirst UNION SELECT {k} FROM b_e)"
         ).fetchall()[0]
-        batch_keys += self.quiet + (con.execute("SELECT count(*) FROM fresh").fetchall()[0][0] if self.fresh else 0)
+        batch_keys += self.quiet + self.marked + (con.execute("SELECT count(*) FROM fresh").fetchall()[0][0] if self.fresh else 0)
         # The connection may live on (the loader diffs on it): free the batch's big temp tables.
         big = [f"{n}_all" for n, e in zip(self.names, self.extracts, strict=True) if e.load_type != "keys"]
         for table in big + [
@@ -776,6 +820,8 @@ class _Steps:
             "m_multi",
             "fresh_keys",
             "open_runs",
+            "marked",
+            "k_marked",
         ] + [f"{n}_keys" for n in self.names]:
             con.execute(f"DROP TABLE IF EXISTS {table}")
         return Plan(new_state=new_state, history=history, affected=affected, batch_keys=batch_keys)
