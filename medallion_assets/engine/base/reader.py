@@ -315,8 +315,9 @@ AMBIGUOUS_KEY_RULE = "ambiguous_business_key"
 
 def keys_unique(table: pa.Table, keys: list[str] | tuple[str, ...]) -> bool | None:
     """True when no two rows share a key, False when some do, None when not cheaply known. Only
-    for one integer key without nulls: a sorted extract is checked in one vectorised pass, another
-    by sorting a copy of the key column (far cheaper than grouping every row)."""
+    for one integer key without nulls: a sorted extract is checked in one vectorised pass, dense
+    keys by counting them, others by sorting a copy of the key column (all far cheaper than
+    grouping every row)."""
     if len(keys) != 1 or keys[0] not in table.column_names:
         return None
     column = table.column(keys[0])
@@ -325,6 +326,11 @@ def keys_unique(table: pa.Table, keys: list[str] | tuple[str, ...]) -> bool | No
     values = column.to_numpy()
     if len(values) < 2 or bool(np.all(values[1:] > values[:-1])):
         return True
+    if values.dtype != np.uint64:  # every other integer type fits int64 exactly
+        values = values.astype(np.int64, copy=False)
+        low, high = int(values.min()), int(values.max())
+        if high - low < 8 * len(values):  # dense keys (ids): count them in one pass, no sort
+            return int(np.bincount(values - low).max()) < 2
     ordered = np.sort(values)
     return not bool(np.any(ordered[1:] == ordered[:-1]))
 

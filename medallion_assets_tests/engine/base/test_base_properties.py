@@ -171,3 +171,36 @@ def test_partitions_in_any_order_through_delta(tmp_path, h):
         load_partition(table, tmp_path / "b", day)
     assert h.read_base(tmp_path / "b") == expected
     assert len(expected) > 40
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_daily_deltas_with_keys_and_a_weekly_full_take_the_short_paths(seed, monkeypatch):
+    """Daily deltas with a keys extract and now and then a full extract, loaded in date order: a
+    keys extract marks only keys with no run or an open absence, a full extract marks the versions
+    the deltas brought without folding them again; the history is still the reference fold's."""
+    from medallion_assets.engine.base import history as engine
+    from medallion_assets.engine.base.history import reference_history
+
+    taken = {"marked": 0, "keys": 0}
+    split_marked, keys_to_mark = engine._Steps.split_marked, engine._Steps.keys_to_mark
+
+    def counting_split(self):
+        split_marked(self)
+        taken["marked"] += self.marked
+
+    def counting_keys(self, name, extract):
+        relation = keys_to_mark(self, name, extract)
+        taken["keys"] += relation == "k_marked"
+        return relation
+
+    monkeypatch.setattr(engine._Steps, "split_marked", counting_split)
+    monkeypatch.setattr(engine._Steps, "keys_to_mark", counting_keys)
+    _, extracts = simulate(seed, cases=150, days=14, full_share=0.3)
+    by_day: dict[date, list[Extract]] = {}
+    for day, extract in extracts:
+        by_day.setdefault(day, []).append(extract)
+    in_order = Incremental({e.file: e for _, e in extracts})
+    for day in sorted(by_day):
+        in_order.apply(by_day[day])
+    assert _sorted(in_order.table()) == _sorted(reference_history([e for _, e in extracts], SPEC))
+    assert taken["marked"] > 0 and taken["keys"] > 0

@@ -3,6 +3,7 @@
 from datetime import datetime
 
 import pyarrow as pa
+import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from medallion_assets.engine.base.keyed import _key_ranges
@@ -64,3 +65,23 @@ def test_recreated_table_is_not_read_through_a_stale_file_listing(tmp_path, land
     load_partition(table, tmp_path, d2)
     rows = {(r["customer_id"], r["segment"], r["lh_is_deleted"]) for r in h.read_base(tmp_path)}
     assert rows == {(1, "b", False), (2, "a", False), (3, "c", False)}
+
+
+@pytest.mark.parametrize(
+    ("values", "kind", "expected"),
+    [
+        ([3, 1, 2], pa.int64(), True),  # dense, unsorted: counted
+        ([3, 1, 3], pa.int64(), False),
+        ([127, -128, 0, 5], pa.int8(), True),  # the offset from the minimum would overflow int8
+        ([127, -128, 0, 127], pa.int8(), False),
+        ([2**62, -(2**62), 7], pa.int64(), True),  # sparse: sorted
+        ([2**62, -(2**62), 2**62], pa.int64(), False),
+        ([2**63 + 5, 1, 2**63 + 5], pa.uint64(), False),
+        ([1, 2, 3], pa.int64(), True),  # sorted: one pass
+    ],
+)
+def test_keys_unique_on_dense_sparse_and_small_integer_keys(values, kind, expected):
+    from medallion_assets.engine.base.reader import keys_unique
+
+    assert keys_unique(pa.table({"k": pa.array(values, kind)}), ["k"]) is expected
+    assert keys_unique(pa.table({"k": pa.array(["a", "a"])}), ["k"]) is None  # not an integer key
