@@ -6,6 +6,10 @@ building happen here: no Delta table is opened, because deltalake's tokio runtim
 survive a fork (``medallion_assets_tests/test_definitions.py`` checks it).
 """
 
+# pyarrow imports pandas on a step's first conversion from numpy (``pa.array``), about 0.3 s of
+# every step's time when the fork does not hold it already.
+import pandas  # noqa: F401
+
 from medallion_assets.definitions import defs
 
 # Resolving is the point: the repository and its jobs are cached on ``defs`` for the forks.
