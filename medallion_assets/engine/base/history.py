@@ -7,7 +7,8 @@ What is stored (the hidden state table) grows with versions and deletions, not w
 
 * ``version``  a distinct row content of a key, (key, ``_hash``), with its data columns, its modify
   date ``_m`` and the first extract that carried it (``_t``, ``_file``);
-* ``sighting`` a delta extract that carried a version (key, ``_m``, ``_hash``, ``_t``, ``_file``);
+* ``sighting`` a delta extract that carried a version (key, ``_m``, ``_hash``, ``_t``, ``_file``), other
+  than the version's first sighting, which the ``version`` row itself records;
 * ``mark``     where a key's content in the full and keys extracts changes. The full and keys
   extracts, in time order, show each key as a set of versions (full), present (keys) or absent
   (a key seen before, missing). A mark starts a *run*: ``sighting`` marks (one row per version)
@@ -745,6 +746,7 @@ class _Steps:
             f"""CREATE OR REPLACE TEMP TABLE f_s AS
             SELECT z.* FROM (SELECT {k}, _m, _hash, _t, _file FROM state_sighting UNION ALL SELECT * FROM b_ds) z
                 SEMI JOIN aff ON {_on(spec, "z", "aff")}
+            UNION ALL SELECT {k}, _m, _hash, _t, _file FROM f_v
             UNION ALL SELECT {k}, _m, _hash, _t, _file FROM aff_runs
                 WHERE _load_type = 'sighting' AND _m IS NOT NULL AND NOT _deleted
             UNION ALL SELECT {_keys(spec, "r")}, coalesce(r._m, e._t), r._hash, e._t, e._file FROM aff_runs r
@@ -785,7 +787,8 @@ class _Steps:
         new_state = con.sql(
             f"""SELECT {order}, {int(self.generation)}::BIGINT AS _gen FROM (
             SELECT {cols}, 'version' AS _kind, _m, _t, _hash, _file FROM newv{fresh}
-            UNION ALL BY NAME SELECT {k}, 'sighting' AS _kind, _m, _t, _hash, _file FROM b_ds
+            UNION ALL BY NAME SELECT {_keys(spec, "s")}, 'sighting' AS _kind, s._m, s._t, s._hash, s._file FROM b_ds s
+                ANTI JOIN newv v ON {_on(spec, "s", "v", ["_hash", "_t", "_file"])}
             UNION ALL BY NAME SELECT {k}, 'mark' AS _kind, _m, _t, _hash, _file, _type AS _load_type FROM new_marks
             UNION ALL BY NAME SELECT {k}, 'mark' AS _kind, {latest} AS _t, 'reset' AS _load_type FROM x_keys
             UNION ALL BY NAME SELECT {k}, 'event' AS _kind, _m, _t, _file FROM b_e
