@@ -773,20 +773,21 @@ class _Steps:
         )
         con.register("extract_rows", extract_rows)
         latest = timestamp_literal(max(e.extracted_at for e in self.extracts))
-        fresh = ""
+        # Rows set aside by split_unchanged get their state directly: fresh keys a version and a
+        # mark, marked keys a mark.
+        direct = ""
+        t, f = timestamp_literal(self.extracts[0].extracted_at), string_literal(self.extracts[0].file) + "::VARCHAR"
         if self.fresh:
-            t, f = timestamp_literal(self.extracts[0].extracted_at), string_literal(self.extracts[0].file) + "::VARCHAR"
-            fresh = f"""
-            UNION ALL BY NAME SELECT {cols}, 'version' AS _kind, _m, {t} AS _t, _hash, {f} AS _file FROM fresh
-            UNION ALL BY NAME SELECT {k}, 'mark' AS _kind, _mt AS _m, {t} AS _t, _hash, {f} AS _file, 'sighting' AS _load_type FROM fresh"""
-        if self.marked:
-            t, f = timestamp_literal(self.extracts[0].extracted_at), string_literal(self.extracts[0].file) + "::VARCHAR"
-            fresh += f"""
-            UNION ALL BY NAME SELECT {k}, 'mark' AS _kind, _mt AS _m, {t} AS _t, _hash, {f} AS _file, 'sighting' AS _load_type FROM marked"""
+            direct += f"""
+            UNION ALL BY NAME SELECT {cols}, 'version' AS _kind, _m, {t} AS _t, _hash, {f} AS _file FROM fresh"""
+        for rows in ("fresh",) * bool(self.fresh) + ("marked",) * bool(self.marked):
+            direct += f"""
+            UNION ALL BY NAME SELECT {k}, 'mark' AS _kind, _mt AS _m, {t} AS _t, _hash, {f} AS _file,
+                'sighting' AS _load_type FROM {rows}"""
         order = ", ".join([q(c) for c in spec.columns] + list(STATE_COLUMNS[:-1]))
         new_state = con.sql(
             f"""SELECT {order}, {int(self.generation)}::BIGINT AS _gen FROM (
-            SELECT {cols}, 'version' AS _kind, _m, _t, _hash, _file FROM newv{fresh}
+            SELECT {cols}, 'version' AS _kind, _m, _t, _hash, _file FROM newv{direct}
             UNION ALL BY NAME SELECT {_keys(spec, "s")}, 'sighting' AS _kind, s._m, s._t, s._hash, s._file FROM b_ds s
                 ANTI JOIN newv v ON {_on(spec, "s", "v", ["_hash", "_t", "_file"])}
             UNION ALL BY NAME SELECT {k}, 'mark' AS _kind, _m, _t, _hash, _file, _type AS _load_type FROM new_marks
