@@ -3,8 +3,10 @@
 ``history.plan`` folds the batch into the table's observations (``base/_state/<table>``) and
 returns the recomputed rows of the affected keys; ``_diff`` compares them with what the table
 holds; ``_commit_keyed`` writes the difference (the table first, then the observations, see
-``load.py``). Tables keep their files sorted by key and small, so a day's changes replace a few
-key ranges instead of rewriting the table.
+``load.py``). Rows are written in key order and a day's changes replace only the key ranges they
+touch instead of rewriting the table. deltalake spreads a write over one writer per core, so each
+file's rows are in key order but files' key ranges overlap (2 cores: a file spans about twice
+its share of the keys); a change then rewrites the files whose range it falls in.
 """
 
 from __future__ import annotations
@@ -211,8 +213,8 @@ def _diff(
     )
 
 
-# Data files of keyed tables are written sorted by key and kept small, so a day's changes (mostly
-# recent keys) rewrite a few files instead of the whole table; see _key_ranges.
+# Data files of keyed tables are written in key order and kept small, so a day's changes (mostly
+# recent keys) rewrite some files instead of the whole table; see _key_ranges and the module doc.
 FILE_SIZE = 4 << 20
 COMPACT_AFTER_FILES = 40  # state files (all kinds) before small ones are binned together
 COMPACT_SIZE = 8 << 20  # files at least this big are left alone, so big tables rewrite little
@@ -267,8 +269,8 @@ def _rewrite_ranges(
     *, target: DeltaTable, source: pa.Table, columns: list[str], match: list[str], key: str
 ) -> None:
     """Apply the changes by replacing every row whose first key falls in the changed key ranges
-    with that region's new content, written sorted by key. Unlike a merge, whose output is not
-    ordered, this keeps the files clustered by key, so the next day's changes touch few files.
+    with that region's new content, written in key order. Unlike a merge, whose output is not
+    ordered, this keeps the files' rows in key order, so the next day's changes touch fewer files.
     When the ranges hold most of the table's rows (changes spread over all keys), the whole table is
     rewritten instead: a predicate overwrite would read and rewrite the rest of every file it
     touches too, unsorted, and cost more."""

@@ -23,7 +23,7 @@ therefore holds a per-table file lock (``base/_locks/<table>.lock``) around the 
 re-runs the cycle (re-reading) if a writer outside the lock still wins a commit race.
 
 Speed: tables are read through DuckDB's Parquet reader (``scan.py``), only the affected keys'
-observations are folded, and keyed tables keep their files sorted by key: a load replaces only
+observations are folded, and keyed tables write their rows in key order: a load replaces only
 the key ranges it changed (predicate overwrite), instead of a merge that rewrites every file;
 changes spread over most keys rewrite the whole table, sorted, in one overwrite.
 The keyed path is ``keyed.py``; this module selects and reads the batch and runs the others.
