@@ -73,6 +73,7 @@ OPEN_END_SQL = timestamp_literal(OPEN_END)
 KINDS = ("version", "sighting", "mark", "event", "extract")
 STATE_COLUMNS = ("_kind", "_m", "_t", "_hash", "_file", "_load_type", "_gen")
 PRESENCE = ("full", "keys")  # the load types that show every key of the source
+MARK_COLUMNS = ("_t", "_load_type", "_m", "_hash")  # what the steps read of a stored mark
 
 
 @dataclass(frozen=True)
@@ -417,15 +418,19 @@ class _Steps:
             "CREATE OR REPLACE TEMP TABLE old_extracts AS SELECT DISTINCT _t, _file, _load_type FROM state_extract "
             f"WHERE _load_type IN {PRESENCE}"
         )
-        # The marks in effect: a key's `reset` mark supersedes its marks of earlier generations.
-        k = self.k
-        self.sql(
-            f"""CREATE OR REPLACE TEMP TABLE marks_old AS
-            WITH resets AS (SELECT {k}, max(_gen) AS _g FROM state_mark WHERE _load_type = 'reset' GROUP BY ALL)
-            SELECT {_keys(self.spec, 'm')}, m._t, m._file, m._load_type, m._m, m._hash
-            FROM state_mark m LEFT JOIN resets r ON {_on(self.spec, 'm', 'r')}
+        # Without their file names (most of their bytes): only the fold's runs need those, for the
+        # affected keys (see fold_inputs).
+        self.sql(f"CREATE OR REPLACE TEMP TABLE marks_old AS {self.marks_in_effect(MARK_COLUMNS)}")
+
+    def marks_in_effect(self, columns: tuple[str, ...], keys: str | None = None) -> str:
+        """The stored marks in effect, of every key or of the keys in relation ``keys``: a key's
+        ``reset`` mark supersedes its marks of earlier generations."""
+        spec, k = self.spec, self.k
+        marks = "state_mark" if keys is None else f"(SELECT * FROM state_mark SEMI JOIN {keys} USING ({k}))"
+        return f"""SELECT {_keys(spec, 'm')}, {', '.join('m.' + c for c in columns)}
+            FROM {marks} m LEFT JOIN (
+                SELECT {k}, max(_gen) AS _g FROM {marks} WHERE _load_type = 'reset' GROUP BY ALL) r ON {_on(spec, 'm', 'r')}
             WHERE m._load_type <> 'reset' AND (r._g IS NULL OR m._gen >= r._g)"""
-        )
 
     def batch_observations(self) -> None:
         """``b_v`` versions, ``b_s`` sightings (``b_ds`` of delta extracts), ``b_e`` delete events."""
@@ -685,7 +690,7 @@ class _Steps:
         self.sql(
             f"""CREATE OR REPLACE TEMP VIEW live_marks AS
             SELECT m.* FROM marks_old m ANTI JOIN x_keys x ON {_on(spec, "m", "x")}
-            UNION ALL SELECT {k}, _t, _file, _type, _m, _hash FROM new_marks"""
+            UNION ALL SELECT {k}, _t, _type, _m, _hash FROM new_marks"""
         )
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE deleted AS
@@ -737,10 +742,18 @@ class _Steps:
         )
         batch_extracts = f" UNION SELECT * FROM (VALUES {batch_rows}) v(_t, _file, _load_type)" if batch_rows else ""
         self.sql(f"CREATE OR REPLACE TEMP TABLE all_extracts AS SELECT * FROM old_extracts{batch_extracts}")
+        # The live marks of the affected keys, with the file of each mark.
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE aff_marks AS
+            SELECT m.* FROM ({self.marks_in_effect(MARK_COLUMNS + ("_file",), keys="aff")}) m
+                ANTI JOIN x_keys x ON {_on(spec, "m", "x")}
+            UNION ALL SELECT {_keys(spec, "n")}, n._t, n._type, n._m, n._hash, n._file FROM new_marks n
+                SEMI JOIN aff ON {_on(spec, "n", "aff")}"""
+        )
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE aff_runs AS
             SELECT r.*, d.{q(spec.keys[0])} IS NOT NULL AS _deleted
-            FROM {_spans("live_marks", "aff", spec)} r LEFT JOIN deleted d ON {_on(spec, "r", "d")}"""
+            FROM {_spans("aff_marks", "aff", spec)} r LEFT JOIN deleted d ON {_on(spec, "r", "d")}"""
         )
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE f_s AS
