@@ -418,6 +418,7 @@ class _Steps:
             "CREATE OR REPLACE TEMP TABLE old_extracts AS SELECT DISTINCT _t, _file, _load_type FROM state_extract "
             f"WHERE _load_type IN {PRESENCE}"
         )
+        (self.old_max,) = con.execute("SELECT max(_t) FROM old_extracts").fetchall()[0]  # the latest full/keys extract
         # Without their file names (most of their bytes): only the fold's runs need those, for the
         # affected keys (see fold_inputs).
         self.sql(f"CREATE OR REPLACE TEMP TABLE marks_old AS {self.marks_in_effect(MARK_COLUMNS)}")
@@ -586,8 +587,8 @@ class _Steps:
         effect is an absence, can start a run. Otherwise every key of the extract."""
         spec, k = self.spec, self.k
         presence = [e for e in self.extracts if e.load_type in PRESENCE]
-        (latest,) = self.con.execute("SELECT max(_t) FROM old_extracts").fetchall()[0]
-        if self.rereads or len(presence) != 1 or presence[0] is not extract or (latest is not None and latest >= extract.extracted_at):
+        later = self.old_max is None or self.old_max < extract.extracted_at
+        if self.rereads or len(presence) != 1 or presence[0] is not extract or not later:
             return f"{name}_k"
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE k_marked AS
@@ -603,15 +604,13 @@ class _Steps:
         """Keys whose content changes at an instant before an extract applied earlier (or that the
         batch places earlier than before) get their marks rebuilt: ``x_keys``, ``x_marks``."""
         spec, k = self.spec, self.k
-        (old_max,) = self.con.execute("SELECT max(_t) FROM old_extracts").fetchall()[0]
-        self.old_max = old_max
         self.sql(f"CREATE OR REPLACE TEMP TABLE x_keys AS SELECT {k} FROM b_la UNION ALL SELECT {k} FROM b_lp")
-        if old_max is not None:
+        if self.old_max is not None:
             self.sql(
                 f"""INSERT INTO x_keys SELECT {_keys(spec, "c")} FROM (SELECT * FROM b_cg WHERE _t <= $max) c
                 ASOF LEFT JOIN marks_g g ON {_on(spec, "c", "g")} AND c._t > g._t
                 WHERE NOT {_compatible("c", "g")}""",
-                {"max": old_max},
+                {"max": self.old_max},
             )
         self.sql(f"CREATE OR REPLACE TEMP TABLE x_keys AS SELECT DISTINCT {k} FROM x_keys")
         self.sql("CREATE OR REPLACE TEMP TABLE x_marks AS SELECT * FROM b_c WHERE false")

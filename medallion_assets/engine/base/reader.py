@@ -281,24 +281,20 @@ def _apply_rules(table: pa.Table, meta: BaseTable, where: str) -> tuple[pa.Table
         if rule.column not in table.column_names:
             raise BaseLoadError(f"{where}: data-quality rule {rule.name!r} checks column {rule.column!r}, which is missing")
     failed: list[str] = []
-    passes: list[str] = []
     ordered: list[Any] = []  # parameters in the order the SQL uses them
-    checked: list[Any] = []  # the same for the count, which names no rule
     for rule in meta.quality_rules:
         own: list[Any] = []
         test = _rule_sql(rule, own)
         failed.append(f"CASE WHEN coalesce(({test}), false) THEN NULL ELSE ? END")
-        passes.append(f"coalesce(({test}), false)")
         ordered.extend([*own, rule.name])
-        checked.extend(own)
     con = connect()
     try:
         con.register("batch", table)
+        failures = f"concat_ws(',', {', '.join(failed)})"
         # Most files pass every rule: one counting scan finds that out without copying the rows.
-        (failing,) = con.execute(f"SELECT count(*) FROM batch WHERE NOT ({' AND '.join(passes)})", checked).fetchall()[0]
+        (failing,) = con.execute(f"SELECT count(*) FROM batch WHERE {failures} <> ''", ordered).fetchall()[0]
         if not failing:
             return table, None
-        failures = f"concat_ws(',', {', '.join(failed)})"
         flagged = con.sql(f"SELECT *, {failures} AS lh_quarantine_rules FROM batch", params=ordered).to_arrow_table()
     except duckdb.Error as exc:
         raise BaseLoadError(f"{where}: data-quality rules failed to evaluate: {exc}") from None
