@@ -63,7 +63,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from medallion_assets.engine.base.reader import DELETE_FLAG, Extract, keys_unique
+from medallion_assets.engine.base.reader import DELETE_FLAG, Extract, repeated_keys
 from medallion_assets.engine.base.scan import arrow_encoded, connect
 from medallion_assets.engine.sqltext import quote_identifier as q
 from medallion_assets.engine.sqltext import string_literal, timestamp_literal
@@ -140,30 +140,39 @@ def _content_hash(spec: HistorySpec) -> str:
     return f"(hash({columns}) & 9223372036854775807)::BIGINT"
 
 
-def observe(con: duckdb.DuckDBPyConnection, extract: Extract, spec: HistorySpec, name: str) -> None:
+def observe(con: duckdb.DuckDBPyConnection, extract: Extract, spec: HistorySpec, name: str) -> bool:
     """Register the extract's observations as relations ``<name>_v``, ``<name>_s``, ``<name>_e``
     (versions, sightings, delete events) and, for full/keys extracts, ``<name>_k`` (keys present).
 
     The extract is deduplicated once into ``<name>_all``; the others are views over it, so a
     1M-row full extract is copied once, not four times. ``_mt`` is the modify date as given
-    (null when the table has none or the row's is null: then the extract's time stands in)."""
+    (null when the table has none or the row's is null: then the extract's time stands in).
+    Returns whether ``<name>_rep`` holds every key with several rows (see :func:`repeated_keys`)."""
     con.register(f"{name}_raw", extract.rows)
     keys = _keys(spec)
     if extract.load_type == "keys":
         # Only ever anti-joined against: duplicates do not matter, so no DISTINCT copy of 1M keys.
         con.execute(f"CREATE OR REPLACE TEMP VIEW {name}_k AS SELECT {keys} FROM {name}_raw")
-        return
+        return False
     modify = spec.modify_date_column
     mt_expr = f"CAST({q(modify)} AS TIMESTAMP)" if modify else "NULL::TIMESTAMP"
     has_flag = DELETE_FLAG in extract.rows.column_names
     is_delete = q(DELETE_FLAG) if has_flag else "false"
     cols = ", ".join(q(c) for c in spec.columns)
-    # Rows with distinct keys are distinct rows: no need to deduplicate them.
-    distinct = "" if keys_unique(extract.rows, spec.keys) else "DISTINCT"
+    rows = f"{cols}, {mt_expr} AS _mt, {_content_hash(spec)} AS _hash, {is_delete} AS _del FROM {name}_raw"
+    # Rows with distinct keys are distinct rows: only the rows of repeated keys need deduplicating.
+    repeated = repeated_keys(extract.rows, spec.keys)
+    if repeated is not None:
+        con.register(f"{name}_rep", pa.table({spec.keys[0]: repeated}))
+    if repeated is None:
+        select = f"SELECT DISTINCT {rows}"
+    elif len(repeated) == 0:
+        select = f"SELECT {rows}"
+    else:
+        among = f"{keys} IN (SELECT {keys} FROM {name}_rep)"
+        select = f"SELECT {rows} WHERE NOT {among} UNION ALL SELECT DISTINCT {rows} WHERE {among}"
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {name}_all AS
-        SELECT *, coalesce(_mt, $t) AS _m FROM (
-            SELECT {distinct} {cols}, {mt_expr} AS _mt, {_content_hash(spec)} AS _hash, {is_delete} AS _del FROM {name}_raw)""",
+        f"CREATE OR REPLACE TEMP TABLE {name}_all AS SELECT *, coalesce(_mt, $t) AS _m FROM ({select})",
         {"t": extract.extracted_at},
     )
     con.unregister(f"{name}_raw")
@@ -184,6 +193,17 @@ def observe(con: duckdb.DuckDBPyConnection, extract: Extract, spec: HistorySpec,
     )
     if extract.load_type == "full":
         con.execute(f"CREATE OR REPLACE TEMP VIEW {name}_k AS SELECT DISTINCT {keys} FROM {name}_all WHERE NOT _del")
+    return repeated is not None
+
+
+def _several_rows(spec: HistorySpec, name: str, *, listed: bool) -> str:
+    """The keys with several rows in extract ``name`` or a deletion: with the repeated keys
+    ``listed`` in ``<name>_rep``, only their rows are grouped."""
+    k = _keys(spec)
+    if not listed:
+        return f"SELECT {k} FROM {name}_all GROUP BY ALL HAVING count(*) > 1 OR bool_or(_del)"
+    return f"""SELECT {k} FROM {name}_all WHERE _del
+        UNION SELECT {k} FROM {name}_all WHERE {k} IN (SELECT {k} FROM {name}_rep) GROUP BY ALL HAVING count(*) > 1"""
 
 
 def _union(names: Sequence[str], empty: str) -> str:
@@ -247,8 +267,7 @@ class _Steps:
 
     def run(self, *, state: pa.Table | str | None, proto: pa.Table) -> Plan:
         self.register_state(state=state, proto=proto)
-        for name, extract in zip(self.names, self.extracts, strict=True):
-            observe(self.con, extract, self.spec, name)
+        self.listed = [observe(self.con, extract, self.spec, name) for name, extract in zip(self.names, self.extracts, strict=True)]
         self.split_unchanged()
         self.batch_observations()
         self.batch_absences()
@@ -288,11 +307,12 @@ class _Steps:
         self.sql(f"CREATE OR REPLACE TEMP VIEW {name}_k AS SELECT {k} FROM {name}_keys")
         # Few keys have several rows in the extract or several marks: find those, then match each
         # row against the marks by (key, version) in one pass; no per-key table of 1M rows is built.
-        several = f"SELECT {k} FROM {name}_all GROUP BY ALL HAVING count(*) > 1 OR bool_or(_del)"
-        if keys_unique(self.extracts[0].rows, spec.keys):
-            several = f"SELECT {k} FROM {name}_all WHERE _del"
-        self.sql(f"CREATE OR REPLACE TEMP TABLE x_multi AS {several}")
-        self.sql(f"CREATE OR REPLACE TEMP TABLE m_multi AS SELECT {k} FROM marks_old GROUP BY ALL HAVING count(*) > 1")
+        self.sql(f"CREATE OR REPLACE TEMP TABLE x_multi AS {_several_rows(spec, name, listed=self.listed[0])}")
+        # Keys with several marks: their latest instant, and whether they were ever absent.
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE m_multi AS SELECT {k}, max(_t) AS _t, bool_or(_load_type = 'absent') AS _absent
+            FROM marks_old GROUP BY ALL HAVING count(*) > 1"""
+        )
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE x_same AS
             SELECT {_keys(spec, "x")}, x._hash, EXISTS (
@@ -300,15 +320,13 @@ class _Steps:
             FROM {name}_all x"""
         )
         # A key with several marks continues its run when the marks at its latest instant are that
-        # one version and it was never absent.
+        # one version and it was never absent (a join and a hash aggregate, no window sort).
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE open_runs AS
             SELECT {_keys(spec, "m")}, min(m._hash) AS _lo, max(m._hash) AS _hi, bool_and(m._load_type = 'sighting') AS _seen,
-                   bool_or(bool_or(m._load_type = 'absent')) OVER (PARTITION BY {_keys(spec, "m")}) AS _absent
-            FROM marks_old m
-            SEMI JOIN (SELECT {k} FROM (SELECT * FROM x_same WHERE _same) SEMI JOIN m_multi USING ({k})) s ON {_on(spec, "m", "s")}
-            GROUP BY {_keys(spec, "m")}, m._t
-            QUALIFY row_number() OVER (PARTITION BY {_keys(spec, "m")} ORDER BY m._t DESC) = 1"""
+                   any_value(l._absent) AS _absent
+            FROM marks_old m JOIN m_multi l ON {_on(spec, "m", "l", ["_t"])}
+            GROUP BY {_keys(spec, "m")}"""
         )
         self.sql(
             f"""CREATE OR REPLACE TEMP TABLE split AS
@@ -363,9 +381,7 @@ class _Steps:
         """With no version and no mark stored, every key with one row, not a deletion, nor in a
         delete event, is fresh: the extract's table is taken over as it is, without a copy."""
         spec, k, name = self.spec, self.k, self.names[0]
-        several = f"SELECT {k} FROM {name}_all GROUP BY ALL HAVING count(*) > 1 OR bool_or(_del)"
-        if keys_unique(self.extracts[0].rows, spec.keys):
-            several = f"SELECT {k} FROM {name}_all WHERE _del"
+        several = _several_rows(spec, name, listed=self.listed[0])
         self.sql(f"CREATE OR REPLACE TEMP TABLE x_multi AS {several} UNION SELECT {k} FROM state_event")
         (rest,) = self.con.execute("SELECT count(*) FROM x_multi").fetchall()[0]
         if rest:

@@ -309,11 +309,12 @@ def _apply_rules(table: pa.Table, meta: BaseTable, where: str) -> tuple[pa.Table
 AMBIGUOUS_KEY_RULE = "ambiguous_business_key"
 
 
-def keys_unique(table: pa.Table, keys: list[str] | tuple[str, ...]) -> bool | None:
-    """True when no two rows share a key, False when some do, None when not cheaply known. Only
-    for one integer key without nulls: a sorted extract is checked in one vectorised pass, dense
-    keys by counting them, others by sorting a copy of the key column (all far cheaper than
-    grouping every row)."""
+def repeated_keys(table: pa.Table, keys: list[str] | tuple[str, ...]) -> pa.Array | None:
+    """The values of the key that occur on more than one row (empty when none), or None when not
+    cheaply known. Only for one integer key without nulls: a sorted extract is checked in one
+    vectorised pass, dense keys by counting them, others by sorting a copy of the key column (all
+    far cheaper than grouping every row). A few repeated keys then limit the row-level work
+    (deduplication, the ambiguity check) to their rows."""
     if len(keys) != 1 or keys[0] not in table.column_names:
         return None
     column = table.column(keys[0])
@@ -321,48 +322,77 @@ def keys_unique(table: pa.Table, keys: list[str] | tuple[str, ...]) -> bool | No
         return None
     values = column.to_numpy()
     if len(values) < 2 or bool(np.all(values[1:] > values[:-1])):
-        return True
+        return pa.array([], column.type)
     if values.dtype != np.uint64:  # every other integer type fits int64 exactly
         values = values.astype(np.int64, copy=False)
         low, high = int(values.min()), int(values.max())
         if high - low < 8 * len(values):  # dense keys (ids): count them in one pass, no sort
-            return int(np.bincount(values - low).max()) < 2
+            repeated = np.flatnonzero(np.bincount(values - low) > 1) + low
+            return pa.array(repeated).cast(column.type)
     ordered = np.sort(values)
-    return not bool(np.any(ordered[1:] == ordered[:-1]))
+    same = ordered[1:] == ordered[:-1]
+    return pa.array(np.unique(ordered[1:][same])).cast(column.type)
+
+
+def keys_unique(table: pa.Table, keys: list[str] | tuple[str, ...]) -> bool | None:
+    """True when no two rows share a key, False when some do, None when not cheaply known (see
+    :func:`repeated_keys`)."""
+    repeated = repeated_keys(table, keys)
+    return None if repeated is None else len(repeated) == 0
 
 
 def _set_aside_ambiguous_keys(table: pa.Table, meta: BaseTable, where: str) -> tuple[pa.Table, pa.Table | None]:
     """Rows of one key that differ while nothing orders them (same or no modify date) cannot be
     merged without guessing which is right: they go to quarantine, not silently one of them."""
-    if not meta.keyed or table.num_rows < 2 or keys_unique(table, meta.business_keys):
+    if not meta.keyed or table.num_rows < 2:
         return table, None
+    repeated = repeated_keys(table, meta.business_keys)
+    if repeated is not None and len(repeated) == 0:
+        return table, None
+    if repeated is None:
+        candidates = table
+    else:  # only the rows of repeated keys can be ambiguous
+        rows = np.flatnonzero(pc.is_in(table.column(meta.business_keys[0]), value_set=repeated).to_numpy(zero_copy_only=False))
+        candidates = table.take(rows)
+    flags = _ambiguous_rows(candidates, meta, where)
+    if flags is None:
+        return table, None
+    if repeated is None:
+        keep = pc.invert(flags)
+    else:
+        mask = np.ones(table.num_rows, dtype=bool)
+        mask[rows[flags.to_numpy(zero_copy_only=False)]] = False
+        keep = pa.array(mask)
+    rest = table.filter(pc.invert(keep))
+    rest = rest.append_column("lh_quarantine_rules", pa.array([AMBIGUOUS_KEY_RULE] * rest.num_rows, pa.string()))
+    return table.filter(keep), rest
+
+
+def _ambiguous_rows(table: pa.Table, meta: BaseTable, where: str) -> pa.Array | None:
+    """A flag per row: its key (and modify date) has rows that differ. None when no row has."""
     group = [*meta.business_keys, *([meta.modify_date_column] if meta.modify_date_column else [])]
     partition = ", ".join(quote_identifier(c) for c in group)
-    row_hash = f"hash({', '.join(quote_identifier(c) for c in table.column_names)})"
+    row_hash = f"hash({', '.join(quote_identifier(c) for c in table.column_names)})"  # without lh_row
     con = connect()
     try:
-        con.register("batch", table)
+        con.register("batch", table.append_column("lh_row", pa.array(np.arange(table.num_rows))))  # lh_: reserved
         # Most extracts have none: one aggregate finds that out without copying the rows.
         (ambiguous,) = con.execute(
             f"SELECT count(*) FROM (SELECT {partition} FROM batch GROUP BY ALL HAVING min({row_hash}) <> max({row_hash}))"
         ).fetchall()[0]
         if not ambiguous:
-            return table, None
-        flagged = con.sql(
-            f"SELECT *, min({row_hash}) OVER w <> max({row_hash}) OVER w AS lh_ambiguous "
-            f"FROM batch WINDOW w AS (PARTITION BY {partition})"
+            return None
+        # Row order kept: the flags line up with the table's rows.
+        flags = con.sql(
+            f"SELECT min({row_hash}) OVER w <> max({row_hash}) OVER w AS f FROM batch "
+            f"WINDOW w AS (PARTITION BY {partition}) ORDER BY lh_row"
         ).to_arrow_table()
     except duckdb.Error as exc:
         raise BaseLoadError(f"{where}: checking business keys for ambiguous rows failed: {exc}") from None
     finally:
         con.close()
-    bad = flagged.column("lh_ambiguous")
-    if not pc.any(bad).as_py():
-        return table, None
-    good = flagged.filter(pc.invert(bad)).drop_columns(["lh_ambiguous"])
-    aside = flagged.filter(bad).drop_columns(["lh_ambiguous"])
-    aside = aside.append_column("lh_quarantine_rules", pa.array([AMBIGUOUS_KEY_RULE] * aside.num_rows, pa.string()))
-    return good, aside
+    flag = flags.column("f").combine_chunks()
+    return flag if pc.any(flag).as_py() else None
 
 
 def _delete_flag(table: pa.Table, meta: BaseTable, where: str) -> pa.Table:

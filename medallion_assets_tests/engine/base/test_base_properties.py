@@ -27,8 +27,9 @@ SPEC = HistorySpec(
 START = date(2026, 1, 1)
 
 
-def simulate(seed: int, cases: int, days: int, keys_per_case: int = 3, full_share: float = 0.2):
-    """Day-by-day source changes and the extracts a nightly job would land (full, delta, keys)."""
+def simulate(seed: int, cases: int, days: int, keys_per_case: int = 3, full_share: float = 0.2, full_duplicates: int = 0):
+    """Day-by-day source changes and the extracts a nightly job would land (full, delta, keys);
+    ``full_duplicates`` rows of each full extract appear twice."""
     rng = random.Random(seed)
     alive: dict[int, tuple] = {}
     last_m: dict[int, datetime] = {}
@@ -61,6 +62,9 @@ def simulate(seed: int, cases: int, days: int, keys_per_case: int = 3, full_shar
                 last_m[key] = max(last_m.get(key, datetime.min), alive[key][3])
         if index == 0 or rng.random() < full_share:
             rows = list(alive.values())
+            if full_duplicates:
+                rows += rng.sample(rows, min(len(rows), full_duplicates))
+                rng.shuffle(rows)
             extracts.append((day, Extract(_table(rows), "full", extract_ts, f"full-{day}")))
         else:
             rows = changed + rng.sample(changed, min(len(changed), 3))  # exact duplicates
@@ -107,6 +111,22 @@ class Incremental:
         return pa.Table.from_pylist(self.rows)
 
 
+def _by_day(extracts: list[tuple[date, Extract]]) -> dict[date, list[Extract]]:
+    by_day: dict[date, list[Extract]] = {}
+    for day, extract in extracts:
+        by_day.setdefault(day, []).append(extract)
+    return by_day
+
+
+def loaded_in_date_order(extracts: list[tuple[date, Extract]]) -> pa.Table:
+    """The table after loading each day's extracts in date order."""
+    by_day = _by_day(extracts)
+    in_order = Incremental({e.file: e for _, e in extracts})
+    for day in sorted(by_day):
+        in_order.apply(by_day[day])
+    return in_order.table()
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_random_histories_keep_invariants_and_match_the_source(seed):
     alive, extracts = simulate(seed, cases=150, days=7)
@@ -130,15 +150,10 @@ def test_random_histories_keep_invariants_and_match_the_source(seed):
 def test_any_order_and_reruns_give_the_same_history(seed):
     _, extracts = simulate(seed, cases=120, days=6)
     expected = _sorted(build_history([e for _, e in extracts], SPEC))
-    by_day: dict[date, list[Extract]] = {}
-    for day, extract in extracts:
-        by_day.setdefault(day, []).append(extract)
+    by_day = _by_day(extracts)
     files = {e.file: e for _, e in extracts}
     rng = random.Random(seed)
-    in_order = Incremental(files)
-    for day in sorted(by_day):
-        in_order.apply(by_day[day])
-    assert _sorted(in_order.table()) == expected
+    assert _sorted(loaded_in_date_order(extracts)) == expected
     for _ in range(2):
         days = sorted(by_day) + rng.sample(sorted(by_day), 2)  # every day, plus two reruns
         rng.shuffle(days)
@@ -196,11 +211,32 @@ def test_daily_deltas_with_keys_and_a_weekly_full_take_the_short_paths(seed, mon
     monkeypatch.setattr(engine._Steps, "split_marked", counting_split)
     monkeypatch.setattr(engine._Steps, "keys_to_mark", counting_keys)
     _, extracts = simulate(seed, cases=150, days=14, full_share=0.3)
-    by_day: dict[date, list[Extract]] = {}
-    for day, extract in extracts:
-        by_day.setdefault(day, []).append(extract)
-    in_order = Incremental({e.file: e for _, e in extracts})
-    for day in sorted(by_day):
-        in_order.apply(by_day[day])
-    assert _sorted(in_order.table()) == _sorted(reference_history([e for _, e in extracts], SPEC))
+    assert _sorted(loaded_in_date_order(extracts)) == _sorted(reference_history([e for _, e in extracts], SPEC))
     assert taken["marked"] > 0 and taken["keys"] > 0
+
+
+@pytest.mark.parametrize("seed", [31, 32])
+def test_extracts_with_exact_duplicate_rows_match_the_reference_fold(seed, monkeypatch):
+    """Full and delta extracts that repeat some rows exactly, loaded in date order: their repeated
+    keys are listed (only those rows are deduplicated and grouped), and the history is the
+    reference fold of the extracts deduplicated beforehand, where no key repeats."""
+    from medallion_assets.engine.base import history as engine
+    from medallion_assets.engine.base.history import reference_history
+
+    repeated = []
+    real = engine.repeated_keys
+
+    def counting(table, keys):
+        found = real(table, keys)
+        repeated.append(0 if found is None else len(found))
+        return found
+
+    monkeypatch.setattr(engine, "repeated_keys", counting)
+    _, extracts = simulate(seed, cases=150, days=10, full_share=0.4, full_duplicates=25)
+    history = loaded_in_date_order(extracts)
+    assert max(repeated) >= 25  # the full extracts' repeated keys were listed
+    distinct = [
+        Extract(e.rows.group_by(e.rows.column_names).aggregate([]).select(e.rows.column_names), e.load_type, e.extracted_at, e.file)
+        for _, e in extracts
+    ]
+    assert _sorted(history) == _sorted(reference_history(distinct, SPEC))

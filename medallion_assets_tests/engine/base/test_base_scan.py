@@ -68,20 +68,52 @@ def test_recreated_table_is_not_read_through_a_stale_file_listing(tmp_path, land
 
 
 @pytest.mark.parametrize(
-    ("values", "kind", "expected"),
+    ("values", "kind", "repeated"),
     [
-        ([3, 1, 2], pa.int64(), True),  # dense, unsorted: counted
-        ([3, 1, 3], pa.int64(), False),
-        ([127, -128, 0, 5], pa.int8(), True),  # the offset from the minimum would overflow int8
-        ([127, -128, 0, 127], pa.int8(), False),
-        ([2**62, -(2**62), 7], pa.int64(), True),  # sparse: sorted
-        ([2**62, -(2**62), 2**62], pa.int64(), False),
-        ([2**63 + 5, 1, 2**63 + 5], pa.uint64(), False),
-        ([1, 2, 3], pa.int64(), True),  # sorted: one pass
+        ([3, 1, 2], pa.int64(), []),  # dense, unsorted: counted
+        ([3, 1, 3, 1, 2, 1], pa.int64(), [1, 3]),
+        ([127, -128, 0, 5], pa.int8(), []),  # the offset from the minimum would overflow int8
+        ([127, -128, 0, 127, -128], pa.int8(), [-128, 127]),
+        ([2**62, -(2**62), 7], pa.int64(), []),  # sparse: sorted
+        ([2**62, -(2**62), 2**62, 2**62], pa.int64(), [2**62]),
+        ([2**63 + 5, 1, 2**63 + 5], pa.uint64(), [2**63 + 5]),
+        ([1, 2, 3], pa.int64(), []),  # sorted: one pass
     ],
 )
-def test_keys_unique_on_dense_sparse_and_small_integer_keys(values, kind, expected):
-    from medallion_assets.engine.base.reader import keys_unique
+def test_keys_unique_on_dense_sparse_and_small_integer_keys(values, kind, repeated):
+    from medallion_assets.engine.base.reader import keys_unique, repeated_keys
 
-    assert keys_unique(pa.table({"k": pa.array(values, kind)}), ["k"]) is expected
+    table = pa.table({"k": pa.array(values, kind)})
+    found = repeated_keys(table, ["k"])
+    assert found.type == kind and sorted(found.to_pylist()) == repeated
+    assert keys_unique(table, ["k"]) is (not repeated)
+    assert repeated_keys(pa.table({"k": pa.array(["a", "a"])}), ["k"]) is None
     assert keys_unique(pa.table({"k": pa.array(["a", "a"])}), ["k"]) is None  # not an integer key
+
+
+@pytest.mark.parametrize("key_type", [pa.int64(), pa.string()])
+def test_ambiguous_keys_set_aside_in_order(h, key_type):
+    """Only rows of one key and modify date that differ go to quarantine; exact duplicates and
+    rows a modify date orders stay, in their order. Integer keys check the repeated keys' rows
+    only (see repeated_keys), other keys every row: the outcome is the same."""
+    from medallion_assets.engine.base.reader import prepare
+
+    n = 2000
+    ids = list(range(n))
+    day = datetime(2026, 1, 1)
+    rows = [(i, f"s{i}", day) for i in ids]
+    rows[10] = (7, "s7", day)  # an exact duplicate of key 7
+    rows[20] = (9, "other", day)  # key 9 twice, same modify date, different content: ambiguous
+    rows[30] = (11, "later", datetime(2026, 1, 2))  # key 11 twice, ordered by its modify date
+    raw = pa.table(
+        {
+            "customer_id": pa.array([r[0] for r in rows]).cast(key_type),
+            "segment": [r[1] for r in rows],
+            "modified_at": pa.array([r[2] for r in rows], pa.timestamp("us")),
+        }
+    )
+    good, aside = prepare(raw, h.make_table(), "full", "test")
+    expected = [r for r in rows if r[0] != 9]
+    assert good.column("segment").to_pylist() == [r[1] for r in expected]
+    assert sorted(aside.column("segment").to_pylist()) == ["other", "s9"]
+    assert set(aside.column("lh_quarantine_rules").to_pylist()) == {"ambiguous_business_key"}
