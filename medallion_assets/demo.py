@@ -8,13 +8,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
-from dagster import JobExecutionResult
 
 from medallion_assets.engine.lake import as_path, open_delta
 from medallion_assets.engine.paths import LOAD_TYPES, repository_root
 from medallion_assets.engine.sample import default_sample_start, generate_sample, sample_exists
+
+if TYPE_CHECKING:
+    from medallion_assets.orchestration.launch import FinishedRun
 
 
 def landing_partitions(data_dir: Path) -> list[date]:
@@ -54,14 +57,6 @@ def dagster_home() -> Path:
     return path
 
 
-def medallion_daily_job() -> dg.JobDefinition:
-    """``medallion_daily`` of the code location, rebuilt in every process that runs a step
-    (``dg.reconstructable`` needs a module-level function)."""
-    from medallion_assets import definitions
-
-    return definitions.defs.resolve_job_def("medallion_daily")
-
-
 @dataclass(frozen=True)
 class DayRun:
     day: date
@@ -74,24 +69,23 @@ class DayRun:
 
 
 def run_days(days: list[date], *, log: Callable[[str], None] = print) -> list[DayRun]:
-    """``medallion_daily`` for each day in date order, launched as the daemon launches runs:
-    a run on the instance at ``$DAGSTER_HOME`` whose steps run in their own processes, the
-    dimensions in parallel. Stops at the first failed day (later days build on it)."""
+    """``medallion_daily`` for each day in date order, launched as the daemon launches runs: a
+    run of the code location on the instance at ``$DAGSTER_HOME``, executed by its run launcher,
+    whose steps run in their own processes, the dimensions in parallel. Stops at the first failed
+    day (later days build on it)."""
     from medallion_assets.orchestration.jobs import _parallel
+    from medallion_assets.orchestration.launch import code_location_launcher
 
     home = dagster_home()
     log(f"Dagster instance: {home}")
-    job = dg.reconstructable(medallion_daily_job)
     # Step-by-step Dagster logs go to the instance (and the UI); the terminal shows progress.
     run_config = {**_parallel(), "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     runs: list[DayRun] = []
-    with dg.DagsterInstance.get() as instance:
+    with dg.DagsterInstance.get() as instance, code_location_launcher(instance) as launch:
         for number, day in enumerate(days, start=1):
             t0 = time.perf_counter()
-            with dg.execute_job(
-                job, instance=instance, run_config=run_config, tags={"dagster/partition": day.isoformat()}
-            ) as result:
-                run = _day_run(day, result, seconds=time.perf_counter() - t0)
+            finished = launch("medallion_daily", run_config=run_config, tags={"dagster/partition": day.isoformat()})
+            run = _day_run(day, finished, seconds=time.perf_counter() - t0)
             runs.append(run)
             status = "" if run.success else f", FAILED at {', '.join(run.failed_steps) or 'run level'}"
             log(
@@ -104,19 +98,17 @@ def run_days(days: list[date], *, log: Callable[[str], None] = print) -> list[Da
     return runs
 
 
-def _day_run(day: date, result: JobExecutionResult, *, seconds: float) -> DayRun:
-    materialized = result.get_asset_materialization_events()
+def _day_run(day: date, finished: FinishedRun, *, seconds: float) -> DayRun:
     # landing reports the rows it extracted, base and curated the rows they read
     rows = sum(
         int(metadata[name].value)
-        for metadata in (event.materialization.metadata for event in materialized)
+        for metadata in (m.metadata for m in finished.materializations)
         for name in ("rows", "rows_read")
         if name in metadata
     )
-    failed = tuple(event.step_key for event in result.get_step_failure_events() if event.step_key)
     return DayRun(
-        day=day, run_id=result.run_id, success=result.success, materialized=len(materialized),
-        rows=rows, seconds=seconds, failed_steps=failed,
+        day=day, run_id=finished.run_id, success=finished.success, materialized=len(finished.materializations),
+        rows=rows, seconds=seconds, failed_steps=finished.failed_steps,
     )
 
 

@@ -188,6 +188,11 @@ def test_medallion_run_materializes_every_layer_of_a_team_source(shop, tmp_path,
     with dg.DagsterInstance.get() as instance:
         runs = instance.get_runs()
         assert sorted(r.tags.get("dagster/partition") for r in runs) == [str(day1), str(day2)]
+        # Launched as the daemon launches runs: each carries its code location (the UI's Overview
+        # timeline shows only such runs) and ran its steps on the multiprocess executor.
+        assert {r.remote_job_origin.location_name for r in runs if r.remote_job_origin} == {"medallion_assets"}
+        assert all(r.remote_job_origin for r in runs)
+        assert all("multiprocess" in r.run_config["execution"]["config"] for r in runs)
         event = instance.get_latest_materialization_event(dg.AssetKey(["base", "shop_item"]))
         schema = event.asset_materialization.metadata["dagster/column_schema"].value
         described = {c.name: c.description for c in schema.columns}

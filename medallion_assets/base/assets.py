@@ -52,12 +52,13 @@ def build_base_asset(*, table: BaseTable) -> dg.AssetsDefinition:
     key = base_asset_key(table)
     landing = [dg.AssetKey(["landing", ref.asset_name]) for ref in table.landing]
     description = table.description or f"{table.write_behaviour} load of {', '.join(r.asset_name for r in table.landing)}."
-    checks = build_base_checks(table=table, asset_key=key)
+    partitions_def = daily_partitions()
+    checks = build_base_checks(table=table, asset_key=key, partitions_def=partitions_def)
 
     @dg.asset(
         key=key,
         group_name="base",
-        partitions_def=daily_partitions(),
+        partitions_def=partitions_def,
         deps=landing,
         kinds={"deltalake", "duckdb"},
         description=description,

@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from medallion_assets.common.observability import TableChecks
+from medallion_assets.common.observability import TableChecks, check_spec
 from medallion_assets.engine.base.invariants import duplicate_keys, scd2_violations
 from medallion_assets.engine.base.load import quarantine_path, table_path
 from medallion_assets.engine.base.model import BaseTable
@@ -32,10 +32,13 @@ def check_names(table: BaseTable) -> list[str]:
     return ([KEYED_INVARIANTS, KEYS_NOT_NULL] if table.keyed else []) + [QUARANTINED_ROWS]
 
 
-def build_base_checks(*, table: BaseTable, asset_key: dg.AssetKey) -> TableChecks:
-    """The checks of ``table``: declared on its asset, evaluated after each load."""
+def build_base_checks(
+    *, table: BaseTable, asset_key: dg.AssetKey, partitions_def: dg.PartitionsDefinition | None = None
+) -> TableChecks:
+    """The checks of ``table``: declared on its asset, evaluated after each load. With the asset's
+    ``partitions_def`` each evaluation is recorded for the partition the step loaded."""
     specs = [
-        dg.AssetCheckSpec(name=name, asset=asset_key, description=DESCRIPTIONS[name], blocking=False)
+        check_spec(name=name, asset=asset_key, description=DESCRIPTIONS[name], blocking=False, partitions_def=partitions_def)
         for name in check_names(table)
     ]
     return TableChecks(specs=specs, evaluate=lambda data_dir: evaluate_base_checks(table=table, data_dir=data_dir))

@@ -18,6 +18,7 @@ The same names mean the same thing in base and curated, so the UI's plots compar
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,21 @@ def load_metadata(summary: LoadSummary) -> dict[str, Any]:
     if summary.preview is not None:
         metadata["preview"] = dg.MetadataValue.md(markdown_preview(summary.preview))
     return metadata
+
+
+def check_spec(
+    *, name: str, asset: dg.AssetKey, description: str, blocking: bool, partitions_def: dg.PartitionsDefinition | None
+) -> dg.AssetCheckSpec:
+    """A check declared on an asset. Given the asset's ``partitions_def``, the check is partitioned
+    like the asset: each evaluation is recorded for the partition its step loaded, and the Checks
+    tab lists it per partition (unpartitioned, Dagster leaves the partition's planned evaluation
+    skipped). Dagster 1.13 marks partitioned checks as preview; that warning is silenced here,
+    the one place that declares them."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+        return dg.AssetCheckSpec(
+            name=name, asset=asset, description=description, blocking=blocking, partitions_def=partitions_def
+        )
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,7 @@ def _curated_asset(
     load: Callable[[Path, date | None], LoadResult],
     checks: TableChecks | None = None,
     deps: list[dg.AssetKey] | None = None,
-    partitioned: bool = False,
+    partitions_def: dg.PartitionsDefinition | None = None,
 ) -> dg.AssetsDefinition:
     """The one shape every curated asset has; ``load(root, partition_date)`` does the work and
     the table's checks are evaluated in the same step."""
@@ -87,7 +87,7 @@ def _curated_asset(
         group_name=GROUP,
         kinds=KINDS,
         deps=deps or [],
-        partitions_def=daily_partitions() if partitioned else None,
+        partitions_def=partitions_def,
         description=description,
         retry_policy=retry_policy(spec.retry),
         metadata=metadata,
@@ -144,6 +144,7 @@ def build_fact_asset(*, meta: FactMeta, dimension_tables: Iterable[str] = ()) ->
     Incremental facts are daily partitioned.
     """
     extra = list(dimension_tables) if meta.spec.map_keys else []
+    partitions_def = daily_partitions() if meta.is_partitioned else None
     return _curated_asset(
         table=meta.table,
         entity=meta.kind,
@@ -151,7 +152,7 @@ def build_fact_asset(*, meta: FactMeta, dimension_tables: Iterable[str] = ()) ->
         description=meta.spec.description or f"{meta.kind.title()} {meta.table} ({meta.spec.write_pattern})",
         metadata={"sql_file": dg.MetadataValue.path(str(meta.sql_path)), "write_pattern": meta.spec.write_pattern},
         deps=deps_for(meta.reads, extra),
-        partitioned=meta.is_partitioned,
+        partitions_def=partitions_def,
         load=lambda root, partition: load_fact(meta, root, partition_date=partition),
-        checks=build_fact_checks(meta=meta, asset_key=asset_key(meta.table)),
+        checks=build_fact_checks(meta=meta, asset_key=asset_key(meta.table), partitions_def=partitions_def),
     )

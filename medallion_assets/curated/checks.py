@@ -4,7 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from medallion_assets.common.observability import TableChecks
+from medallion_assets.common.observability import TableChecks, check_spec
 from medallion_assets.engine.curated.checks import (
     CheckOutcome,
     check_dimension,
@@ -32,7 +32,7 @@ def build_dimension_checks(*, meta: DimensionMeta, asset_key: dg.AssetKey) -> Ta
     """Surrogate key unique, unknown member present, and (SCD2) one current version per key."""
     names = ["surrogate_key_unique", "unknown_member_present"] + (["one_current_version"] if meta.is_scd2 else [])
     specs = [
-        dg.AssetCheckSpec(name=name, asset=asset_key, description=DIMENSION_DESCRIPTIONS[name], blocking=False)
+        check_spec(name=name, asset=asset_key, description=DIMENSION_DESCRIPTIONS[name], blocking=False, partitions_def=None)
         for name in names
     ]
 
@@ -44,20 +44,24 @@ def build_dimension_checks(*, meta: DimensionMeta, asset_key: dg.AssetKey) -> Ta
     return TableChecks(specs=specs, evaluate=evaluate)
 
 
-def build_fact_checks(*, meta: FactMeta, asset_key: dg.AssetKey) -> TableChecks:
-    """Every surrogate id of the fact or bridge exists in its dimension; few rows map to -1."""
+def build_fact_checks(
+    *, meta: FactMeta, asset_key: dg.AssetKey, partitions_def: dg.PartitionsDefinition | None = None
+) -> TableChecks:
+    """Every surrogate id of the fact or bridge exists in its dimension; few rows map to -1. With
+    the asset's ``partitions_def`` each evaluation is recorded for the partition the step loaded."""
     if not meta.spec.map_keys:
         return TableChecks()
     # unknown_share_blocking: a share above the limit is an error that blocks downstream assets
     blocking = meta.spec.unknown_share_blocking
     specs = [
-        dg.AssetCheckSpec(
+        check_spec(
             name=DIMENSION_IDS_EXIST,
             asset=asset_key,
             description="Every surrogate id (and calendar key) of the table exists in its dimension.",
             blocking=False,
+            partitions_def=partitions_def,
         ),
-        dg.AssetCheckSpec(
+        check_spec(
             name=UNKNOWN_MEMBER_SHARE,
             asset=asset_key,
             description=(
@@ -65,6 +69,7 @@ def build_fact_checks(*, meta: FactMeta, asset_key: dg.AssetKey) -> TableChecks:
                 + (" Blocking: downstream assets wait until it passes." if blocking else "")
             ),
             blocking=blocking,
+            partitions_def=partitions_def,
         ),
     ]
 

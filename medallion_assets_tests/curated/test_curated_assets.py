@@ -102,7 +102,13 @@ def test_incremental_fact_is_daily_partitioned_and_replaces_its_day(curated_base
     assert dg.materialize(calendar, resources=resources).success
     for _ in range(2):  # the second run of the same day replaces, never doubles
         assert dg.materialize([fact], resources=resources, partition_key="2026-01-02").success
-    assert dg.materialize([fact], resources=resources, partition_key="2026-01-03").success
+    instance = dg.DagsterInstance.ephemeral()
+    assert dg.materialize([fact], resources=resources, partition_key="2026-01-03", instance=instance).success
+    # Its checks are partitioned like it: each evaluation is recorded for the day loaded.
+    assert fact.check_specs and all(spec.partitions_def == fact.partitions_def for spec in fact.check_specs)
+    for spec in fact.check_specs:
+        history = instance.event_log_storage.get_asset_check_execution_history(spec.key, limit=10)
+        assert [r.partition for r in history] == ["2026-01-03"], spec.name
     con = duckdb.connect(str(curated_base / "warehouse.duckdb"), read_only=True)
     try:
         rows = con.execute(
