@@ -202,3 +202,19 @@ def test_medallion_run_materializes_every_layer_of_a_team_source(shop, tmp_path,
 def test_run_refuses_a_reversed_range(shop):
     done = _medallion("run", "--from", "2026-03-05", "--to", "2026-03-01", env=dict(os.environ))
     assert done.returncode == 2 and "--to 2026-03-01 is before --from 2026-03-05" in done.stderr
+
+
+@pytest.mark.slow
+def test_medallion_run_reports_the_failed_step_and_stops(shop, tmp_path):
+    """A day whose run fails (the source has no `sale` table) ends the command with exit code 1,
+    naming the failed step and the run; later days are not run."""
+    lake = Path(os.environ["MEDALLION_DATA_DIR"])
+    database = _shop_database(lake, date(2026, 3, 1))
+    con = duckdb.connect(str(database))
+    con.execute("drop table sale")
+    con.close()
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}
+    done = _medallion("run", "--from", "2026-03-01", "--to", "2026-03-02", env=env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "[1/2] 2026-03-01:" in done.stdout and "FAILED at landing__shop_sale" in done.stdout
+    assert "stopped: see run" in done.stdout and "[2/2]" not in done.stdout
