@@ -7,7 +7,12 @@ landed day's partition of ``medallion_daily`` on each copy with a fresh temporar
 
 - ``in process``: ``execute_in_process``, every step in this process (the floor);
 - ``multiprocess``: ``dg.execute_job`` of the code location's reconstructable job with the job's
-  own run config for the partition, as the UI and the daemon launch it (one process per step);
+  own run config for the partition: the job's executor as the UI and the daemon run it (one
+  process per step), in this process;
+- ``launched``: the same run launched as the UI and the daemon launch it: created from the code
+  location's job as its code server reports it and handed to the instance's run launcher, which
+  starts a run worker process that executes it (``orchestration/launch.py``, what ``medallion
+  run`` uses). The code server is started before the clock, as it is always up under the UI;
 - ``multiprocess spawn`` (``--compare-spawn``): the same with ``start_method: spawn``, every step
   a fresh interpreter that imports the project again.
 
@@ -81,6 +86,23 @@ def run_multiprocess(*, data_dir: Path, partition: str, variant: str, run_config
             return Timing(variant, seconds, *_counts(result.all_events))
 
 
+def run_launched(*, data_dir: Path, partition: str) -> Timing:
+    from medallion_assets.definitions import defs
+    from medallion_assets.orchestration.launch import code_location_launcher
+
+    os.environ[DATA_DIR_ENV] = str(data_dir)
+    run_config = defs.resolve_job_def(JOB).partitioned_config.get_run_config_for_partition_key(partition)
+    with tempfile.TemporaryDirectory() as home, dg.DagsterInstance.local_temp(tempdir=home) as instance:
+        with code_location_launcher(instance) as launch:
+            started = time.perf_counter()
+            finished = launch(JOB, run_config=run_config, tags={"dagster/partition": partition})
+            seconds = time.perf_counter() - started
+        if not finished.success:
+            raise SystemExit("launched: the run failed")
+        events = [entry.dagster_event for entry in instance.all_logs(finished.run_id) if entry.dagster_event]
+        return Timing("launched", seconds, *_counts(events))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=2)
@@ -105,6 +127,7 @@ def main() -> None:
         timings.append(
             run_multiprocess(data_dir=fresh_copy("multiprocess"), partition=partition, variant="multiprocess", run_config=None)
         )
+        timings.append(run_launched(data_dir=fresh_copy("launched"), partition=partition))
         if args.compare_spawn:
             spawn = multiprocess_run_config(start_method="spawn")
             timings.append(
