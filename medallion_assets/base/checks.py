@@ -4,13 +4,13 @@ present, and rows kept aside by quality rules (a warning)."""
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 
 from medallion_assets.common.observability import TableChecks, check_spec
 from medallion_assets.engine.base.invariants import duplicate_keys, scd2_violations
 from medallion_assets.engine.base.load import quarantine_path, table_path
 from medallion_assets.engine.base.model import BaseTable
 from medallion_assets.engine.lake import is_delta, open_delta
+from medallion_assets.engine.memory import new_database
 from medallion_assets.engine.sqltext import quote_identifier
 
 KEYED_INVARIANTS = "keyed_invariants"
@@ -74,7 +74,7 @@ def _keyed_invariants(table: BaseTable, dataset) -> dg.AssetCheckResult:
 def _keys_not_null(table: BaseTable, dataset) -> dg.AssetCheckResult:
     if dataset is None:
         return _not_created(KEYS_NOT_NULL)
-    con = duckdb.connect()
+    con = new_database()
     try:
         con.register("t", dataset)
         counts = {

@@ -10,6 +10,8 @@ way on every attempt, so it fails once with :class:`dagster.Failure` ``allow_ret
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from contextlib import contextmanager
 import dagster as dg
 from deltalake.exceptions import CommitFailedError
 
+from medallion_assets.engine.memory import STEPS_AT_ONCE_ENV
 from medallion_assets.engine.policies import DEFAULT_RETRY, DEFAULT_STEP_TIMEOUT_SECONDS, RetrySettings
 
 STEP_TIMEOUT_TAG = "medallion/step_timeout_seconds"
@@ -106,8 +109,27 @@ def step_timeout_seconds(context: dg.AssetExecutionContext, default: float | Non
 @contextmanager
 def guarded_step(context: dg.AssetExecutionContext, timeout_seconds: float | None = None) -> Iterator[None]:
     """The body of every asset: under its step timeout, deterministic errors not retried."""
+    share_memory_with_other_steps(context)
     with deterministic_errors_fail_once(), step_timeout(context, timeout_seconds):
         yield
+
+
+DEFAULT_STEPS_AT_ONCE = 4  # the multiprocess executor's max_concurrent in the project's jobs
+
+
+def share_memory_with_other_steps(context: dg.AssetExecutionContext) -> None:
+    """Tell the engine's memory budget how many steps of this run share the host: the multiprocess
+    executor's ``max_concurrent``. Only in a step process of that executor (a child started by
+    ``multiprocessing``), so the variable lives and dies with the step; in process, steps run one at
+    a time and the default (1) holds. An operator's own ``MEDALLION_STEPS_AT_ONCE`` wins (celery or
+    Kubernetes workers set it to their concurrency)."""
+    if STEPS_AT_ONCE_ENV in os.environ or multiprocessing.parent_process() is None:
+        return
+    execution = (context.run.run_config or {}).get("execution") or {}
+    config = execution.get("config", execution) if isinstance(execution, dict) else {}
+    multiprocess = config.get("multiprocess", config) if isinstance(config, dict) else {}
+    steps = multiprocess.get("max_concurrent", DEFAULT_STEPS_AT_ONCE) if isinstance(multiprocess, dict) else None
+    os.environ[STEPS_AT_ONCE_ENV] = str(int(steps or 0) or os.cpu_count() or 1)
 
 
 @contextmanager

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from medallion_assets.engine.database import Extract, SourceReadError, SqlSource
 from medallion_assets.engine.files import atomic_path, copy_file_atomic
 from medallion_assets.engine.lake import as_path, local_copy, local_dir
+from medallion_assets.engine.memory import budgeted, new_database
 from medallion_assets.engine.paths import (
     LandingFile,
     inside,
@@ -183,6 +184,7 @@ def _keep(data_dir: Path, system: SourceSystem, obj: SourceObject, partition_dat
     return result
 
 
+@budgeted(lambda data_dir, system, obj, *args, **kwargs: f"landing {system.source}_{obj.name}")
 def extract_object(
     data_dir: Path,
     system: SourceSystem,
@@ -299,7 +301,7 @@ def land_batches(
                 for batch in stream:
                     writer.write_batch(batch)
             return landed
-        con = duckdb.connect()  # CSV and JSON exactly as the DuckDB extracts write them
+        con = new_database()  # CSV and JSON exactly as the DuckDB extracts write them
         try:
             con.execute("SET TimeZone = 'UTC'")
             _write_relation(con, con.from_arrow(stream), temp, obj)
@@ -385,7 +387,7 @@ def _write_relation(con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRel
         )
     else:
         # A record batch stream into a second connection: COPY never holds the whole extract.
-        writer = duckdb.connect()
+        writer = new_database()
         try:
             writer.execute("SET TimeZone = 'UTC'")
             writer.register("extract_batch_arrow", arrow_reader(relation))

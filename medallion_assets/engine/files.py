@@ -23,6 +23,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from medallion_assets.engine.lake import LakePath, local_copy, local_lock_file, upload_file
+from medallion_assets.engine.memory import new_database
 from medallion_assets.engine.sqltext import path_literal
 
 TEMP_PREFIX = ".tmp-"
@@ -92,9 +93,8 @@ def write_table_file(table: pa.Table, path: Path, fmt: str, options: dict[str, A
 
 
 def _write_ndjson(table: pa.Table, temp: Path) -> None:
-    import duckdb
 
-    con = duckdb.connect()
+    con = new_database()
     try:
         con.register("batch", table)
         # COPY ... TO takes no prepared parameter for the file name: the path is pasted as a literal.

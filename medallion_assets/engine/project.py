@@ -67,6 +67,13 @@ class ProjectSettings(StrictModel):
     partitions: PartitionSettings
     schedules: SchedulesSettings = SchedulesSettings()
     checks: ChecksSettings = ChecksSettings()
+    memory_limit: str | None = Field(
+        default=None,
+        description=(
+            "memory budget of a run on one host, shared by the steps running at once (e.g. 3GB); "
+            "MEDALLION_MEMORY_LIMIT overrides it; unset: half of the host's memory"
+        ),
+    )
 
 
 def load_project_settings(path: Path | None = None) -> ProjectSettings:

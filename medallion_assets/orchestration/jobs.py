@@ -13,9 +13,10 @@ below); each step's timeout is the run tag ``medallion/step_timeout_seconds``.
 
 import dagster as dg
 
+from medallion_assets.common.policies import DEFAULT_STEPS_AT_ONCE
 from medallion_assets.curated.assets import ENTITY_TAG
 
-DEFAULT_MAX_CONCURRENT = 4
+DEFAULT_MAX_CONCURRENT = DEFAULT_STEPS_AT_ONCE  # the memory budget divides by the same number
 # Builds the code location and resolves its jobs once, in the forkserver; nothing else.
 PRELOAD_MODULES = ("medallion_assets.preload",)
 

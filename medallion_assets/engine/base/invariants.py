@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import duckdb
 import pyarrow as pa
 
 from medallion_assets.engine.base.history import OPEN_END_SQL
+from medallion_assets.engine.memory import new_database
 from medallion_assets.engine.sqltext import quote_identifier as q
 
 
 def scd2_violations(table: pa.Table | object, keys: list[str] | tuple[str, ...]) -> dict[str, int]:
     """Counts of keys breaking each SCD2 invariant (all zero when the history is sound)."""
     k = ", ".join(q(c) for c in keys)
-    con = duckdb.connect()
+    con = new_database()
     try:
         con.register("h", table)
         return {
@@ -40,7 +40,7 @@ def scd2_violations(table: pa.Table | object, keys: list[str] | tuple[str, ...])
 def duplicate_keys(table: pa.Table | object, keys: list[str] | tuple[str, ...]) -> int:
     """SCD1: keys held by more than one row."""
     k = ", ".join(q(c) for c in keys)
-    con = duckdb.connect()
+    con = new_database()
     try:
         con.register("h", table)
         return con.execute(f"SELECT count(*) FROM (SELECT {k} FROM h GROUP BY ALL HAVING count(*) > 1)").fetchall()[0][0]

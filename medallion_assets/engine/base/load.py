@@ -53,6 +53,7 @@ from medallion_assets.engine.base.schema import BaseLoadError, align, unify
 from medallion_assets.engine.conflicts import retry_on_commit_conflict
 from medallion_assets.engine.files import exclusive_lock
 from medallion_assets.engine.lake import as_path, is_delta, open_delta, remove_tree, write_delta
+from medallion_assets.engine.memory import budgeted
 from medallion_assets.engine.sqltext import quote_identifier as q
 from medallion_assets.engine.sqltext import string_literal
 
@@ -96,6 +97,7 @@ def _data_schema(dt: DeltaTable | None, skip_prefix: tuple[str, ...] = ("lh_", "
     return pa.schema([f for f in schema if not f.name.startswith(skip_prefix)])
 
 
+@budgeted(lambda table, *args, **kwargs: f"table {table.name!r}")
 def load_partition(table: BaseTable, data_dir: Path, partition_date: date, *, now: datetime | None = None) -> LoadResult:
     """Load one daily partition of ``table`` (``recreate`` rebuilds from every partition up to it).
 

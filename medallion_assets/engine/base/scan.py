@@ -9,7 +9,6 @@ partition columns (absent from the files) are added back as constants per partit
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -19,7 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
+from medallion_assets.engine.memory import connect
 from medallion_assets.engine.sqltext import quote_identifier, string_literal
+
+__all__ = ["arrow_encoded", "connect", "native_files", "register_delta"]
 
 _UNSAFE_FEATURES = {"deletionVectors", "columnMapping"}
 
@@ -116,24 +118,6 @@ def _duck_type(con: duckdb.DuckDBPyConnection, name: str, column: str) -> str:
         f"SELECT column_type FROM (DESCRIBE SELECT {quote_identifier(column)} FROM {name}_proto)"
     ).fetchall()[0]
     return type_name
-
-
-_shared: tuple[int, duckdb.DuckDBPyConnection] | None = None
-_shared_lock = threading.Lock()
-
-
-def connect() -> duckdb.DuckDBPyConnection:
-    """A fresh DuckDB connection (own temp tables and registrations) on one in-memory database per
-    process: opening a new database costs ~15 ms, a cursor on an open one well under 1 ms, and a
-    partition load opens several."""
-    global _shared
-    with _shared_lock:
-        if _shared is None or _shared[0] != os.getpid():  # a forked child must not share the parent's
-            # Delta data files never change once written, so their Parquet footers can be cached.
-            db = duckdb.connect()
-            db.execute("SET GLOBAL parquet_metadata_cache = true")
-            _shared = (os.getpid(), db)
-        return _shared[1].cursor()
 
 
 def arrow_encoded(relation: duckdb.DuckDBPyRelation, columns: tuple[str, ...], batch_rows: int = 1 << 17) -> pa.Table:

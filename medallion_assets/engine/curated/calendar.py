@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 
 from medallion_assets.engine.curated.model import CalendarMeta
 from medallion_assets.engine.curated.tables import UNKNOWN_ID, LoadResult, curated_path, finish, read_delta, table_lock
 from medallion_assets.engine.lake import write_delta
+from medallion_assets.engine.memory import new_database
 
 CALENDAR_SCHEMA = pa.schema(
     [
@@ -41,7 +41,7 @@ def build_calendar(start: date, end: date) -> pa.Table:
     """Days ``start``..``end`` inclusive (ISO weeks, Monday = 1) plus the unknown day ``-1``."""
     if end < start:
         raise ValueError(f"calendar end {end} is before its start {start}")
-    con = duckdb.connect()
+    con = new_database()
     try:
         table = con.sql(
             f"""

@@ -16,6 +16,7 @@ from medallion_assets.engine.curated.model import CalendarMeta, DimensionMeta, F
 from medallion_assets.engine.curated.sql import is_delta_table, q
 from medallion_assets.engine.curated.tables import UNKNOWN_ID, curated_path
 from medallion_assets.engine.lake import open_delta
+from medallion_assets.engine.memory import new_database
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ def check_dimension(meta: DimensionMeta, data_dir: Path) -> list[CheckOutcome]:
     if not is_delta_table(path):
         missing = CheckOutcome("table_exists", False, f"{meta.table} has not been loaded")
         return [missing]
-    con = duckdb.connect()
+    con = new_database()
     try:
         con.register("d", open_delta(path).to_pyarrow_dataset())
         idc, bk = q(meta.id_column), q(meta.business_key)
@@ -80,7 +81,7 @@ def check_unknown_share(meta: FactMeta, data_dir: Path) -> CheckOutcome:
     if not is_delta_table(path):
         return CheckOutcome(name, False, f"{meta.table} has not been loaded")
     dataset = open_delta(path).to_pyarrow_dataset()
-    con = duckdb.connect()
+    con = new_database()
     metadata: dict[str, Any] = {}
     too_high: dict[str, float] = {}
     try:
@@ -108,7 +109,7 @@ def check_fact_references(meta: FactMeta, data_dir: Path) -> CheckOutcome:
     dataset = open_delta(path).to_pyarrow_dataset()
     mappings = _mapped_columns(meta, dataset)
     orphans: dict[str, int] = {}
-    con = duckdb.connect()
+    con = new_database()
     try:
         con.register("f", dataset)
         for mapping in mappings:

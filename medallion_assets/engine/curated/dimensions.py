@@ -37,6 +37,7 @@ from medallion_assets.engine.curated.tables import (
     table_lock,
 )
 from medallion_assets.engine.lake import write_delta
+from medallion_assets.engine.memory import budgeted, new_database
 
 SCD1_SYSTEM = ("lh_is_deleted", "lh_is_inferred", "lh_created_date", "lh_modified_date")
 SCD2_SYSTEM = (*SCD1_SYSTEM, "lh_valid_from", "lh_valid_to", "lh_is_current")
@@ -109,7 +110,7 @@ def check_incoming(incoming: pa.Table, *, id_column: str, business_key: str, sou
         raise CuratedError(f"{source}: the SQL returns a column name twice: {incoming.column_names}")
     if business_key not in incoming.column_names:
         raise CuratedError(f"{source}: the SQL must return the business key column {business_key!r}")
-    con = duckdb.connect()
+    con = new_database()
     try:
         con.register("inc", incoming)
         nulls = con.execute(f"SELECT count(*) FROM inc WHERE {q(business_key)} IS NULL").fetchall()[0][0]
@@ -188,7 +189,7 @@ def merge_scd1(
     unknown_overrides: Mapping[str, Any] | None = None,
 ) -> MergeOutcome:
     """Overwrite changed attributes in place; new keys get new ids; vanished keys soft-deleted on full loads."""
-    con = duckdb.connect()
+    con = new_database()
     try:
         columns, proj, max_id = _prepare(
             con, existing, incoming, id_column=id_column, scd2=False, now=now, overrides=unknown_overrides
@@ -256,7 +257,7 @@ def merge_scd2(
     """
     if valid_from_column is not None and valid_from_column not in incoming.column_names:
         raise CuratedError(f"valid_from_column {valid_from_column!r} is not a column of the SQL result")
-    con = duckdb.connect()
+    con = new_database()
     try:
         columns, proj, max_id = _prepare(
             con, existing, incoming, id_column=id_column, scd2=True, now=now, overrides=unknown_overrides
@@ -351,6 +352,7 @@ def _typed(table: pa.Table, *, scd2: bool) -> pa.Table:
     return table.cast(pa.schema(fields))
 
 
+@budgeted(lambda meta, *args, **kwargs: f"table {meta.table!r}")
 def load_dimension(meta: DimensionMeta, data_dir: Path, *, now: datetime | None = None) -> LoadResult:
     """Run the dimension's SQL and merge it into ``<data_dir>/curated/dim_<name>`` (one commit)."""
     now = now or utc_now()

@@ -34,6 +34,7 @@ from medallion_assets.engine.curated.tables import (
     table_lock,
 )
 from medallion_assets.engine.lake import open_delta, write_delta
+from medallion_assets.engine.memory import budgeted, new_database
 from medallion_assets.engine.sqltext import literal
 
 
@@ -111,7 +112,7 @@ def map_keys(
 
     ``dimension_data`` maps a dimension name to its Arrow table or dataset.
     """
-    con = duckdb.connect()
+    con = new_database()
     try:
         con.register("b", batch)
         joins: list[str] = []
@@ -187,7 +188,7 @@ def add_inferred_members(
     path = curated_path(data_dir, meta.table)
     with table_lock(data_dir, meta.table):
         dim = open_delta(path).to_pyarrow_table()
-        con = duckdb.connect()
+        con = new_database()
         try:
             con.register("dim", dim)
             con.register("k", pa.table({"k": keys}))
@@ -267,6 +268,7 @@ def check_calendar_covers(
             )
 
 
+@budgeted(lambda meta, *args, **kwargs: f"table {meta.table!r}")
 def load_fact(
     meta: FactMeta,
     data_dir: Path,
@@ -437,7 +439,7 @@ def _check_batch(meta: FactMeta, batch: pa.Table, source: str) -> None:
         if batch.column(column).null_count:
             raise CuratedError(f"{source}: column {column!r} has nulls; {spec.write_pattern} needs it filled")
     if spec.write_pattern == "merge" and batch.num_rows:
-        con = duckdb.connect()
+        con = new_database()
         try:
             con.register("b", batch)
             keys = ", ".join(q(c) for c in spec.primary_key)

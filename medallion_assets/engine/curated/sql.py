@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from medallion_assets.engine.curated.errors import CuratedError
 from medallion_assets.engine.lake import as_path, open_delta
+from medallion_assets.engine.memory import new_database
 from medallion_assets.engine.sqltext import is_snake_case, qualified, quote_identifier
 from medallion_assets.engine.sqltree import SqlRejected, parse_single_select, walk
 
@@ -155,7 +156,7 @@ def sandbox(
     """
 
     arrow = dict(arrow or {})
-    con = duckdb.connect()
+    con = new_database()
     try:
         con.execute("SET python_enable_replacements = false")
         for schema in SCHEMAS:
