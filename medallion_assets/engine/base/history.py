@@ -64,7 +64,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from medallion_assets.engine.base.reader import DELETE_FLAG, Extract, repeated_keys
-from medallion_assets.engine.base.scan import arrow_encoded, connect
+from medallion_assets.engine.base.scan import connect
 from medallion_assets.engine.sqltext import quote_identifier as q
 from medallion_assets.engine.sqltext import string_literal, timestamp_literal
 
@@ -104,6 +104,17 @@ class Plan:
     history: pa.Table  # every version of every affected key (data columns + lh_source_file, lh_is_deleted, lh_valid_from/to, lh_is_current)
     affected: pa.Table  # the affected keys
     batch_keys: int  # distinct keys carried by the batch's data rows
+
+
+@dataclass(frozen=True)
+class StagedPlan:
+    """The same outcome kept in DuckDB: the names of temp tables on the connection the plan ran on
+    (they spill to disk past the memory budget), so the loader streams them into Delta."""
+
+    new_state: str
+    history: str
+    affected: str
+    batch_keys: int
 
 
 def _keys(spec: HistorySpec, alias: str = "") -> str:
@@ -210,6 +221,20 @@ def _union(names: Sequence[str], empty: str) -> str:
     return " UNION ALL ".join(f"SELECT * FROM {n}" for n in names) if names else empty
 
 
+def stage_plan(
+    con: duckdb.DuckDBPyConnection,
+    state: str | None,
+    extracts: Sequence[Extract],
+    spec: HistorySpec,
+    *,
+    schema: pa.Schema,
+    reread_keys: Callable[[str], pa.Table] | None = None,
+) -> StagedPlan:
+    """:func:`plan` for the loader: the outcome stays in temp tables on ``con`` (see :class:`StagedPlan`)."""
+    steps = _Steps(con=con, spec=spec, extracts=list(extracts), reread_keys=reread_keys)
+    return steps.run(state=state, proto=schema.empty_table().select(list(spec.columns)))
+
+
 def plan(
     state: pa.Table | object | None,
     extracts: Sequence[Extract],
@@ -217,31 +242,30 @@ def plan(
     *,
     schema: pa.Schema | None = None,
     reread_keys: Callable[[str], pa.Table] | None = None,
-    con: duckdb.DuckDBPyConnection | None = None,
-    lean: bool = False,
 ) -> Plan:
     """Add ``extracts`` (already aligned to ``spec.columns``) to the observations in ``state``.
 
-    ``state`` is an Arrow table with :func:`state_schema`, the name of a relation on ``con`` with
-    one ``<state>__<kind>`` view per kind (see ``scan.register_delta``), or None for none yet.
-    ``schema`` types the data columns (default: the first data extract's).
-    ``reread_keys(file)`` returns the keys of an already-applied full/keys extract; it is needed
-    only when a batch reveals a key earlier than extracts applied before (out-of-order loads).
-    ``lean`` dictionary-encodes the repeated strings (file names, kinds) of the result's tables.
+    ``state`` is an Arrow table with :func:`state_schema`, or None for none yet. ``schema`` types
+    the data columns (default: the first data extract's). ``reread_keys(file)`` returns the keys of
+    an already-applied full/keys extract; it is needed only when a batch reveals a key earlier than
+    extracts applied before (out-of-order loads). The outcome comes back as Arrow tables.
     """
-    own = con is None
-    con = con or connect()
+    con = connect()
     try:
         if schema is None:
             data = [e.rows for e in extracts if e.load_type != "keys"]
             if not data:
                 raise ValueError("plan needs a schema when the batch holds only keys extracts")
             schema = data[0].select(list(spec.columns)).schema
-        steps = _Steps(con=con, spec=spec, extracts=list(extracts), reread_keys=reread_keys, lean=lean)
-        return steps.run(state=state, proto=schema.empty_table().select(list(spec.columns)))
+        staged = _Steps(con=con, spec=spec, extracts=list(extracts), reread_keys=reread_keys).run(
+            state=state, proto=schema.empty_table().select(list(spec.columns))
+        )
+        arrow = {name: con.sql(f"SELECT * FROM {name}").to_arrow_table() for name in (staged.new_state, staged.history, staged.affected)}
+        return Plan(
+            new_state=arrow[staged.new_state], history=arrow[staged.history], affected=arrow[staged.affected], batch_keys=staged.batch_keys
+        )
     finally:
-        if own:
-            con.close()
+        con.close()
 
 
 class _Steps:
@@ -254,10 +278,8 @@ class _Steps:
         spec: HistorySpec,
         extracts: list[Extract],
         reread_keys: Callable[[str], pa.Table] | None,
-        lean: bool = False,
     ) -> None:
         self.con, self.spec, self.extracts, self.reread_keys = con, spec, extracts, reread_keys
-        self.lean = lean
         self.k = _keys(spec)
         self.cols = ", ".join(q(c) for c in spec.columns)
         self.names = [f"x{i}" for i in range(len(extracts))]
@@ -265,7 +287,7 @@ class _Steps:
     def sql(self, text: str, params: dict | None = None) -> None:
         self.con.execute(text, params or {})
 
-    def run(self, *, state: pa.Table | str | None, proto: pa.Table) -> Plan:
+    def run(self, *, state: pa.Table | str | None, proto: pa.Table) -> StagedPlan:
         self.register_state(state=state, proto=proto)
         self.listed = [observe(self.con, extract, self.spec, name) for name, extract in zip(self.names, self.extracts, strict=True)]
         self.split_unchanged()
@@ -278,8 +300,7 @@ class _Steps:
         self.append_marks()
         self.affected_keys()
         self.fold_inputs()
-        encode = ("lh_source_file",) if self.lean else ()
-        history = fold(self.con, self.spec, "f_v", "f_s", "f_d", extra=self.fresh_history(), encode=encode)
+        history = fold(self.con, self.spec, "f_v", "f_s", "f_d", extra=self.fresh_history(), into="plan_history")
         return self.result(history)
 
     # --- the daily full extract: set aside what it repeats ---------------------------------------
@@ -790,7 +811,7 @@ class _Steps:
                 WHERE r._load_type = 'absent'"""
         )
 
-    def result(self, history: pa.Table) -> Plan:
+    def result(self, history: str) -> StagedPlan:
         spec, k, cols, con = self.spec, self.k, self.cols, self.con
         extract_rows = pa.table(
             {
@@ -813,8 +834,8 @@ class _Steps:
             UNION ALL BY NAME SELECT {k}, 'mark' AS _kind, _mt AS _m, {t} AS _t, _hash, {f} AS _file,
                 'sighting' AS _load_type FROM {rows}"""
         order = ", ".join([q(c) for c in spec.columns] + list(STATE_COLUMNS[:-1]))
-        new_state = con.sql(
-            f"""SELECT {order}, {int(self.generation)}::BIGINT AS _gen FROM (
+        self.sql(
+            f"""CREATE OR REPLACE TEMP TABLE plan_new_state AS SELECT {order}, {int(self.generation)}::BIGINT AS _gen FROM (
             SELECT {cols}, 'version' AS _kind, _m, _t, _hash, _file FROM newv{direct}
             UNION ALL BY NAME SELECT {_keys(spec, "s")}, 'sighting' AS _kind, s._m, s._t, s._hash, s._file FROM b_ds s
                 ANTI JOIN newv v ON {_on(spec, "s", "v", ["_hash", "_t", "_file"])}
@@ -824,8 +845,8 @@ class _Steps:
             UNION ALL BY NAME SELECT 'extract' AS _kind, _t, _file, _load_type FROM extract_rows)
             """
         )
-        new_state = arrow_encoded(new_state, ("_file", "_load_type")) if self.lean else new_state.to_arrow_table()
-        affected = con.sql("SELECT * FROM aff" + (f" UNION ALL SELECT {k} FROM fresh" if self.fresh else "")).to_arrow_table()
+        fresh_keys = f" UNION ALL SELECT {k} FROM fresh" if self.fresh else ""
+        self.sql(f"CREATE OR REPLACE TEMP TABLE plan_affected AS SELECT * FROM aff{fresh_keys}")
         (batch_keys,) = con.execute(
             f"SELECT count(*) FROM (SELECT {k} FROM bfirst UNION SELECT {k} FROM b_e)"
         ).fetchall()[0]
@@ -856,7 +877,7 @@ class _Steps:
             "k_marked",
         ] + [f"{n}_keys" for n in self.names]:
             con.execute(f"DROP TABLE IF EXISTS {table}")
-        return Plan(new_state=new_state, history=history, affected=affected, batch_keys=batch_keys)
+        return StagedPlan(new_state="plan_new_state", history=history, affected="plan_affected", batch_keys=batch_keys)
 
 
 _TYPE_RANK = "_reread DESC, CASE _type WHEN 'sighting' THEN 0 WHEN 'present' THEN 1 ELSE 2 END"
@@ -906,11 +927,11 @@ def fold(
     sightings: str,
     deletions: str,
     extra: str | None = None,
-    encode: tuple[str, ...] = (),
-) -> pa.Table:
+    into: str | None = None,
+) -> pa.Table | str:
     """The history rows of every key in the given observation relations (see the module doc),
-    plus the rows of ``extra`` (a query with the same columns), if given; the string columns in
-    ``encode`` come dictionary-encoded."""
+    plus the rows of ``extra`` (a query with the same columns), if given: as Arrow, or ``into``
+    a temp table of that name on ``con`` (returned), which spills past the memory budget."""
     k = _keys(spec)
     tracked = ", ".join(f"v.{q(c)}" for c in spec.tracked)
     state_hash = f"hash(e._del{', ' + tracked if tracked else ''})"
@@ -998,7 +1019,10 @@ def fold(
     {simple}
     {"UNION ALL " + extra if extra else ""}
     """
-    return arrow_encoded(con.sql(sql), encode) if encode else con.sql(sql).to_arrow_table()
+    if into is not None:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {into} AS {sql}")
+        return into
+    return con.sql(sql).to_arrow_table()
 
 
 def build_history(extracts: Sequence[Extract], spec: HistorySpec) -> pa.Table:

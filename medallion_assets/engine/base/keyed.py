@@ -19,15 +19,14 @@ from typing import TYPE_CHECKING
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from deltalake import DeltaTable, Schema
 
 from medallion_assets.engine.base import history
 from medallion_assets.engine.base.history import HistorySpec
 from medallion_assets.engine.base.model import BaseTable, state_path, table_path
 from medallion_assets.engine.base.reader import Extract, read_extract
-from medallion_assets.engine.base.scan import arrow_encoded, connect, register_delta
-from medallion_assets.engine.base.schema import BaseLoadError, align
+from medallion_assets.engine.base.scan import connect, register_delta
+from medallion_assets.engine.base.schema import BaseLoadError, _plain_type, align
 from medallion_assets.engine.lake import open_delta, write_delta
 from medallion_assets.engine.paths import inside, parse_landing_file
 from medallion_assets.engine.sqltext import quote_identifier as q
@@ -87,27 +86,43 @@ def load_keyed(
         return align(keys, pa.schema([schema.field(k) for k in spec.keys]), text_format=True, where=f"table {table.name!r}, file {file}")
 
     try:
-        planned = history.plan(state_view, new, spec, schema=schema, reread_keys=reread, con=con, lean=True)
-        rows = planned.history if table.write_behaviour == "scd2" else history.current_rows(planned.history)
+        planned = history.stage_plan(con, state_view, new, spec, schema=schema, reread_keys=reread)
+        rows = planned.history if table.write_behaviour == "scd2" else _current_rows(con, planned.history)
         changes = _diff(con, table=table, spec=spec, rows=rows, affected=planned.affected, target=target, now=now)
+        result.inserted, result.updated, result.soft_deleted, result.removed = (
+            changes.inserted, changes.updated, changes.soft_deleted, changes.removed,
+        )
+        result.unchanged = max(planned.batch_keys - changes.changed_keys, 0)
+        _commit_keyed(con, table=table, data_dir=data_dir, changes=changes, target=target)
+        con.execute(f"DROP TABLE IF EXISTS {planned.history}")
+        write_delta(
+            state if state is not None else str(state_path(data_dir, table)),
+            _stream(con, f"SELECT * FROM {planned.new_state}"),
+            mode="append",
+            partition_by=["_kind"] if state is None else None,
+            schema_mode="merge",
+            configuration=TABLE_CONFIG if state is None else None,
+        )
     finally:
         con.close()
-    result.inserted, result.updated, result.soft_deleted, result.removed = (
-        changes.inserted, changes.updated, changes.soft_deleted, changes.removed,
-    )
-    result.unchanged = max(planned.batch_keys - changes.changed_keys, 0)
-    planned.history = rows = None  # a first load's million rows need not outlive the diff
-    _commit_keyed(table=table, data_dir=data_dir, source=changes.source, target=target)
-    del changes  # the written rows are not needed for the state write, which peaks memory on a first load
-    write_delta(
-        state if state is not None else str(state_path(data_dir, table)),
-        planned.new_state,
-        mode="append",
-        partition_by=["_kind"] if state is None else None,
-        schema_mode="merge",
-        configuration=TABLE_CONFIG if state is None else None,
-    )
     _compact_state(data_dir, table, state)
+
+
+BATCH_ROWS = 1 << 17  # rows per Arrow batch streamed from DuckDB into a Delta writer
+
+
+def _stream(con: duckdb.DuckDBPyConnection, query: str) -> pa.RecordBatchReader:
+    """The query's rows as a stream of Arrow batches: a Delta writer takes them one at a time."""
+    return con.sql(query).to_arrow_reader(BATCH_ROWS)
+
+
+def _current_rows(con: duckdb.DuckDBPyConnection, history_rows: str) -> str:
+    """SCD1: the current version of each key, without the validity columns (a view)."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW scd1_rows AS SELECT * EXCLUDE ({', '.join(SCD2_COLUMNS)}) "
+        f"FROM {history_rows} WHERE lh_is_current"
+    )
+    return "scd1_rows"
 
 
 def _compact_state(data_dir: Path, table: BaseTable, state: DeltaTable | None) -> None:
@@ -123,9 +138,12 @@ def _compact_state(data_dir: Path, table: BaseTable, state: DeltaTable | None) -
 
 @dataclass(frozen=True)
 class Changes:
-    """The rows to write (``source`` with an ``_action`` column) and what they amount to."""
+    """The rows to write (relation ``source`` on the connection, with an ``_action`` column,
+    columns ``columns``) and what they amount to."""
 
-    source: pa.Table
+    source: str
+    columns: list[str]
+    match: list[str]
     inserted: int
     updated: int
     soft_deleted: int
@@ -138,30 +156,30 @@ def _diff(
     *,
     table: BaseTable,
     spec: HistorySpec,
-    rows: pa.Table,
-    affected: pa.Table,
+    rows: str,
+    affected: str,
     target: DeltaTable | None,
     now: datetime,
 ) -> Changes:
-    """Compare the recomputed rows of the affected keys with what the table holds."""
+    """Compare the recomputed rows of the affected keys (relation ``rows``) with what the table holds."""
     scd2 = table.write_behaviour == "scd2"
     match = list(spec.keys) + (["lh_valid_from"] if scd2 else [])
     compare = list(spec.columns) + ["lh_source_file", "lh_is_deleted"] + (["lh_valid_to", "lh_is_current"] if scd2 else [])
     out_columns = list(spec.columns) + list(SYSTEM_KEYED) + (list(SCD2_COLUMNS) if scd2 else [])
-    con.register("n_rows", rows)
-    con.register("aff_keys", affected)
     on_keys = " AND ".join(f"a.{q(k)} = o.{q(k)}" for k in spec.keys)
     if target is not None:
         register_delta(con, "tgt", target)
         names = {row[0] for row in con.execute("SELECT column_name FROM (DESCRIBE SELECT * FROM tgt)").fetchall()}
         existing = [c for c in out_columns if c in names]
         fill = ", ".join(q(c) if c in existing else f"NULL AS {q(c)}" for c in out_columns)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE o_rows AS SELECT {fill} FROM (SELECT o.* FROM tgt o SEMI JOIN aff_keys a ON {on_keys})")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE o_rows AS SELECT {fill} FROM (SELECT o.* FROM tgt o SEMI JOIN {affected} a ON {on_keys})"
+        )
     else:
         cols = ", ".join(q(c) for c in out_columns if c not in ("lh_created_date", "lh_modified_date"))
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE o_rows AS SELECT {cols}, NULL::TIMESTAMP AS lh_created_date, "
-            "NULL::TIMESTAMP AS lh_modified_date FROM n_rows WHERE false"
+            f"NULL::TIMESTAMP AS lh_modified_date FROM {rows} WHERE false"
         )
     join = " AND ".join(f"n.{q(c)} = o.{q(c)}" for c in match)
     differs = " OR ".join(f"n.{q(c)} IS DISTINCT FROM o.{q(c)}" for c in compare)
@@ -169,34 +187,29 @@ def _diff(
         f"n.{q(c)}"
         for c in list(spec.columns) + ["lh_source_file", "lh_is_deleted"] + (list(SCD2_COLUMNS) if scd2 else [])
     )
-    # With no table yet every row is an insert: a view, not a copy of a first load's million rows.
+    # With no table yet every row is an insert: a view, not a copy of a first load's rows.
     kind = "TABLE" if target is not None else "VIEW"
     stamp = timestamp_literal(now)
     con.execute(
         f"""CREATE OR REPLACE TEMP {kind} changes AS
         SELECT {n_cols}, $now::TIMESTAMP AS lh_created_date, $now::TIMESTAMP AS lh_modified_date, 'insert' AS _action
-        FROM n_rows n ANTI JOIN o_rows o ON {join}
+        FROM {rows} n ANTI JOIN o_rows o ON {join}
         UNION ALL BY NAME
         SELECT {n_cols}, o.lh_created_date, $now::TIMESTAMP AS lh_modified_date, 'update' AS _action
-        FROM n_rows n JOIN o_rows o ON {join} WHERE {differs}
+        FROM {rows} n JOIN o_rows o ON {join} WHERE {differs}
         UNION ALL BY NAME
-        SELECT o.*, 'delete' AS _action FROM o_rows o ANTI JOIN n_rows n ON {join}""".replace("$now", stamp),
+        SELECT o.*, 'delete' AS _action FROM o_rows o ANTI JOIN {rows} n ON {join}""".replace("$now", stamp),
     )
     # Keys whose current row is deleted now but was not before.
     cur_n = "lh_is_current" if scd2 else "true"
     (soft_deleted,) = con.execute(
-        f"""SELECT count(*) FROM (SELECT * FROM n_rows WHERE {cur_n} AND lh_is_deleted) n
+        f"""SELECT count(*) FROM (SELECT * FROM {rows} WHERE {cur_n} AND lh_is_deleted) n
         ANTI JOIN (SELECT * FROM o_rows WHERE {cur_n} AND lh_is_deleted) o ON {" AND ".join(f"n.{q(k)} = o.{q(k)}" for k in spec.keys)}"""
     ).fetchall()[0]
     counts = dict(con.execute("SELECT _action, count(*) FROM changes GROUP BY ALL").fetchall())
     (changed_keys,) = con.execute(
         f"SELECT count(*) FROM (SELECT DISTINCT {', '.join(q(k) for k in spec.keys)} FROM changes)"
     ).fetchall()[0]
-    # Sorted here (DuckDB sorts in parallel, pyarrow's sort_by does not): the table's files are
-    # written in key order, and a first load writes `source` as it comes.
-    order = ", ".join(q(c) for c in match)
-    source = con.sql(f"SELECT {', '.join(q(c) for c in out_columns)}, _action FROM changes ORDER BY {order}")
-    source = arrow_encoded(source, ("lh_source_file", "_action"))
     inserted = counts.get("insert", 0)
     updated = counts.get("update", 0)
     if scd2:
@@ -204,7 +217,9 @@ def _diff(
     else:
         updated = max(updated - soft_deleted, 0)
     return Changes(
-        source=source,
+        source="changes",
+        columns=out_columns,
+        match=match,
         inserted=inserted,
         updated=updated,
         soft_deleted=soft_deleted,
@@ -224,38 +239,44 @@ TABLE_CONFIG = {"delta.checkpointInterval": "10"}
 MAX_RANGES = 16
 
 
-def _commit_keyed(*, table: BaseTable, data_dir: Path, source: pa.Table, target: DeltaTable | None) -> None:
+def _commit_keyed(
+    con: duckdb.DuckDBPyConnection, *, table: BaseTable, data_dir: Path, changes: Changes, target: DeltaTable | None
+) -> None:
+    """Write the changes: a first load streams its rows in key order into a new table; later loads
+    replace the changed key ranges (integer keys) or merge."""
     path = str(table_path(data_dir, table))
-    columns = [c for c in source.column_names if c != "_action"]
-    scd2 = table.write_behaviour == "scd2"
-    match = list(table.business_keys) + (["lh_valid_from"] if scd2 else [])
-    if target is None:  # `source` is sorted by `match` (see _diff); with no table yet, all inserts
-        insert = pc.equal(source.column("_action"), "insert")
-        inserts = (source if pc.all(insert).as_py() is not False else source.filter(insert)).select(columns)
+    columns, match = changes.columns, changes.match
+    cols = ", ".join(q(c) for c in columns)
+    order = ", ".join(q(c) for c in match)
+    if target is None:  # with no table yet, every change is an insert
         write_delta(
             path,
-            inserts,
+            _stream(con, f"SELECT {cols} FROM {changes.source} WHERE _action = 'insert' ORDER BY {order}"),
             mode="error",
             partition_by=table.partition_by or None,
             target_file_size=FILE_SIZE,
             configuration={"delta.targetFileSize": str(FILE_SIZE), **TABLE_CONFIG},
         )
         return
-    if source.num_rows == 0:
+    if not (changes.inserted or changes.updated or changes.soft_deleted or changes.removed or _any_rows(con, changes.source)):
         return
-    # Back to plain strings: a day's changes are small, and merges and new columns want the table's types.
-    source = source.cast(pa.schema([pa.field(f.name, f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in source.schema]))
-    present = set(pa.schema(target.schema().to_arrow()).names)
-    missing = [source.schema.field(c) for c in columns if c not in present]
+    stored = pa.schema(target.schema().to_arrow())
+    source_schema = _plain(con.sql(f"SELECT {cols} FROM {changes.source} LIMIT 0").to_arrow_table().schema)
+    missing = [source_schema.field(c) for c in columns if c not in stored.names]
     if missing:
         target.alter.add_columns(list(Schema.from_arrow(pa.schema(missing)).fields))
         target = open_delta(path)
+        stored = pa.schema(target.schema().to_arrow())
+    # The table's own types (a day's changes come out of DuckDB typed by the batch).
+    write_schema = pa.schema([stored.field(c) if c in stored.names else source_schema.field(c) for c in columns])
     key = table.business_keys[0]
-    if not table.partition_by and pa.types.is_integer(source.schema.field(key).type) and present <= set(columns):
-        _rewrite_ranges(target=target, source=source, columns=columns, match=match, key=key)
+    if not table.partition_by and pa.types.is_integer(source_schema.field(key).type) and set(stored.names) <= set(columns):
+        _rewrite_ranges(con, target=target, changes=changes, schema=write_schema, key=key)
         return
-    predicate = " AND ".join([f"t.{q(c)} = s.{q(c)}" for c in match] + _key_ranges(source, table.business_keys))
+    predicate = " AND ".join([f"t.{q(c)} = s.{q(c)}" for c in match] + _key_ranges(con, changes.source, table.business_keys))
     values = {q(c): f"s.{q(c)}" for c in columns}
+    source = _stream(con, f"SELECT {cols}, _action FROM {changes.source} ORDER BY {order}")
+    source = source.cast(pa.schema([*write_schema, pa.field("_action", pa.string())]))
     (
         target.merge(source, predicate, source_alias="s", target_alias="t")
         .when_matched_delete(predicate="s._action = 'delete'")
@@ -265,56 +286,59 @@ def _commit_keyed(*, table: BaseTable, data_dir: Path, source: pa.Table, target:
     )
 
 
+def _any_rows(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
+    return bool(con.execute(f"SELECT EXISTS (SELECT 1 FROM {relation})").fetchall()[0][0])
+
+
+def _plain(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([pa.field(f.name, _plain_type(f.type)) for f in schema])
+
+
 def _rewrite_ranges(
-    *, target: DeltaTable, source: pa.Table, columns: list[str], match: list[str], key: str
+    con: duckdb.DuckDBPyConnection, *, target: DeltaTable, changes: Changes, schema: pa.Schema, key: str
 ) -> None:
     """Apply the changes by replacing every row whose first key falls in the changed key ranges
     with that region's new content, written in key order. Unlike a merge, whose output is not
     ordered, this keeps the files' rows in key order, so the next day's changes touch fewer files.
     When the ranges hold most of the table's rows (changes spread over all keys), the whole table is
     rewritten instead: a predicate overwrite would read and rewrite the rest of every file it
-    touches too, unsorted, and cost more."""
-    (condition,) = _key_ranges(source, [key], alias=None)
-    con = connect()
-    try:
-        register_delta(con, "tgt", target)
-        con.register("src", source)
-        (inside, total) = con.execute(f"SELECT count(*) FILTER (WHERE {condition}), count(*) FROM tgt").fetchall()[0]
-        whole = inside * 2 > total
-        if whole:
-            condition = "true"
-        cols = ", ".join(q(c) for c in columns)
-        on = " AND ".join(f"c.{q(c)} = s.{q(c)}" for c in match)
-        order = ", ".join(q(c) for c in match)
-        data = con.sql(
-            f"""SELECT {cols} FROM (
-                SELECT c.* FROM (SELECT {cols} FROM tgt WHERE {condition}) c ANTI JOIN src s ON {on}
-                UNION ALL BY NAME SELECT {cols} FROM src WHERE _action IN ('insert', 'update'))
-            ORDER BY {order}"""
-        ).to_arrow_reader(1 << 17)
-        # Streamed into the writer batch by batch: the table's rows are never all in Arrow at once.
-        write_delta(
-            target,
-            data.cast(pa.schema([source.schema.field(c) for c in columns])),
-            mode="overwrite",
-            predicate=None if whole else condition,
-            target_file_size=FILE_SIZE,
-        )
-    finally:
-        con.close()
+    touches too, unsorted, and cost more. The rows stream from DuckDB into the writer."""
+    (condition,) = _key_ranges(con, changes.source, [key], alias=None)
+    register_delta(con, "tgt", target)
+    (inside, total) = con.execute(f"SELECT count(*) FILTER (WHERE {condition}), count(*) FROM tgt").fetchall()[0]
+    whole = inside * 2 > total
+    if whole:
+        condition = "true"
+    cols = ", ".join(q(c) for c in changes.columns)
+    on = " AND ".join(f"c.{q(c)} = s.{q(c)}" for c in changes.match)
+    order = ", ".join(q(c) for c in changes.match)
+    data = _stream(
+        con,
+        f"""SELECT {cols} FROM (
+            SELECT c.* FROM (SELECT {cols} FROM tgt WHERE {condition}) c ANTI JOIN {changes.source} s ON {on}
+            UNION ALL BY NAME SELECT {cols} FROM {changes.source} WHERE _action IN ('insert', 'update'))
+        ORDER BY {order}""",
+    )
+    write_delta(
+        target,
+        data.cast(schema),
+        mode="overwrite",
+        predicate=None if whole else condition,
+        target_file_size=FILE_SIZE,
+    )
 
 
-def _key_ranges(source: pa.Table, keys: list[str], alias: str | None = "t") -> list[str]:
+def _key_ranges(con: duckdb.DuckDBPyConnection, source: str, keys: list[str], alias: str | None = "t") -> list[str]:
     """Target-side conditions every source key satisfies, so the merge skips (by min/max file
     statistics) the files no source row can match. Integer keys only: their literals are exact.
     The first key is split into at most MAX_RANGES ranges at its largest gaps, so a few old keys
     next to many new ones do not open up the whole key space."""
     conditions: list[str] = []
     for index, key in enumerate(keys):
-        column = source.column(key)
+        column = con.sql(f"SELECT DISTINCT {q(key)} AS k FROM {source} ORDER BY 1").to_arrow_table().column("k")
         if not pa.types.is_integer(column.type) or column.null_count or len(column) == 0:
             continue
-        values = np.unique(column.to_numpy())
+        values = column.to_numpy()
         if index == 0 and len(values) > 1:
             gaps = np.diff(values)
             cut = np.sort(np.argsort(gaps, kind="stable")[-(MAX_RANGES - 1) :])

@@ -38,10 +38,10 @@ def test_parquet_view_equals_the_arrow_dataset_with_partitions_and_added_columns
 def test_key_ranges_cover_every_source_key_and_skip_the_gaps():
     keys = [1, 2, 3, 50, 51, 1000, 5000, 5001, 5002]
     source = pa.table({"id": pa.array(keys, pa.int64()), "other": pa.array(["x"] * len(keys))})
-    (condition,) = _key_ranges(source, ["id", "other"], alias=None)  # string keys get no range
     con = connect()
     try:
         con.register("src", source)
+        (condition,) = _key_ranges(con, "src", ["id", "other"], alias=None)  # string keys get no range
         con.register("all_ids", pa.table({"id": pa.array(range(0, 6000), pa.int64())}))
         assert _rows(con, f"SELECT count(*) FROM src WHERE NOT ({condition})") == [(0,)]
         covered = con.execute(f"SELECT count(*) FROM all_ids WHERE {condition}").fetchall()[0][0]
