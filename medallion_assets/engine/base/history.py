@@ -159,7 +159,11 @@ def observe(con: duckdb.DuckDBPyConnection, extract: Extract, spec: HistorySpec,
     1M-row full extract is copied once, not four times. ``_mt`` is the modify date as given
     (null when the table has none or the row's is null: then the extract's time stands in).
     Returns whether ``<name>_rep`` holds every key with several rows (see :func:`repeated_keys`)."""
-    con.register(f"{name}_raw", extract.rows)
+    staged = not isinstance(extract.rows, pa.Table)  # a StagedRows: a table of this process's database
+    if staged:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name}_raw AS SELECT * FROM {extract.rows.table}")
+    else:
+        con.register(f"{name}_raw", extract.rows)
     keys = _keys(spec)
     if extract.load_type == "keys":
         # Only ever anti-joined against: duplicates do not matter, so no DISTINCT copy of 1M keys.
@@ -172,9 +176,16 @@ def observe(con: duckdb.DuckDBPyConnection, extract: Extract, spec: HistorySpec,
     cols = ", ".join(q(c) for c in spec.columns)
     rows = f"{cols}, {mt_expr} AS _mt, {_content_hash(spec)} AS _hash, {is_delete} AS _del FROM {name}_raw"
     # Rows with distinct keys are distinct rows: only the rows of repeated keys need deduplicating.
-    repeated = repeated_keys(extract.rows, spec.keys)
-    if repeated is not None:
-        con.register(f"{name}_rep", pa.table({spec.keys[0]: repeated}))
+    if staged:
+        repeated = extract.rows.repeated
+        if repeated is not None:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {name}_rep AS SELECT * FROM {repeated}")
+            (count,) = con.execute(f"SELECT count(*) FROM {repeated}").fetchall()[0]
+            repeated = range(count)  # only its length matters below
+    else:
+        repeated = repeated_keys(extract.rows, spec.keys)
+        if repeated is not None:
+            con.register(f"{name}_rep", pa.table({spec.keys[0]: repeated}))
     if repeated is None:
         select = f"SELECT DISTINCT {rows}"
     elif len(repeated) == 0:
@@ -186,7 +197,10 @@ def observe(con: duckdb.DuckDBPyConnection, extract: Extract, spec: HistorySpec,
         f"CREATE OR REPLACE TEMP TABLE {name}_all AS SELECT *, coalesce(_mt, $t) AS _m FROM ({select})",
         {"t": extract.extracted_at},
     )
-    con.unregister(f"{name}_raw")
+    if staged:
+        con.execute(f"DROP VIEW {name}_raw")
+    else:
+        con.unregister(f"{name}_raw")
     # Views cannot take parameters: the extract's time and file go in as escaped literals.
     t = timestamp_literal(extract.extracted_at)
     f = string_literal(extract.file) + "::VARCHAR"

@@ -24,9 +24,10 @@ from deltalake import DeltaTable, Schema
 from medallion_assets.engine.base import history
 from medallion_assets.engine.base.history import HistorySpec
 from medallion_assets.engine.base.model import BaseTable, state_path, table_path
-from medallion_assets.engine.base.reader import Extract, read_extract
-from medallion_assets.engine.base.scan import connect, register_delta
+from medallion_assets.engine.base.reader import Extract
+from medallion_assets.engine.base.scan import connect, register_delta, stream
 from medallion_assets.engine.base.schema import BaseLoadError, _plain_type, align
+from medallion_assets.engine.base.staging import drop_staged, read_extract
 from medallion_assets.engine.lake import open_delta, write_delta
 from medallion_assets.engine.paths import inside, parse_landing_file
 from medallion_assets.engine.sqltext import quote_identifier as q
@@ -69,8 +70,9 @@ def load_keyed(
     if not new:
         con.close()
         result.status = "up_to_date"
-        data = [e.rows.select(list(spec.keys)) for e in extracts if e.load_type != "keys"]
-        result.unchanged = pa.concat_tables(data).group_by(list(spec.keys)).aggregate([]).num_rows if data else 0
+        key_list = ", ".join(q(k) for k in spec.keys)
+        data = [f"SELECT {key_list} FROM {e.rows.table}" for e in extracts if e.load_type != "keys"]
+        result.unchanged = _count_distinct(" UNION ".join(data)) if data else 0
         result.notes.append("every landing file of this partition was applied before; nothing changed")
         return
 
@@ -82,7 +84,10 @@ def load_keyed(
                 "first seen in an earlier extract, but it is missing"
             )
         extract = read_extract(table.model_copy(update={"quality_rules": []}), landing, data_dir)
-        keys = extract.rows.select(list(spec.keys))
+        try:
+            keys = _arrow(f"SELECT {', '.join(q(k) for k in spec.keys)} FROM {extract.rows.table}")
+        finally:
+            drop_staged([extract])
         return align(keys, pa.schema([schema.field(k) for k in spec.keys]), text_format=True, where=f"table {table.name!r}, file {file}")
 
     try:
@@ -97,7 +102,7 @@ def load_keyed(
         con.execute(f"DROP TABLE IF EXISTS {planned.history}")
         write_delta(
             state if state is not None else str(state_path(data_dir, table)),
-            _stream(con, f"SELECT * FROM {planned.new_state}"),
+            stream(con, f"SELECT * FROM {planned.new_state}"),
             mode="append",
             partition_by=["_kind"] if state is None else None,
             schema_mode="merge",
@@ -108,12 +113,20 @@ def load_keyed(
     _compact_state(data_dir, table, state)
 
 
-BATCH_ROWS = 1 << 17  # rows per Arrow batch streamed from DuckDB into a Delta writer
+def _count_distinct(query: str) -> int:
+    con = connect()
+    try:
+        return con.execute(f"SELECT count(*) FROM ({query})").fetchall()[0][0]
+    finally:
+        con.close()
 
 
-def _stream(con: duckdb.DuckDBPyConnection, query: str) -> pa.RecordBatchReader:
-    """The query's rows as a stream of Arrow batches: a Delta writer takes them one at a time."""
-    return con.sql(query).to_arrow_reader(BATCH_ROWS)
+def _arrow(query: str) -> pa.Table:
+    con = connect()
+    try:
+        return con.sql(query).to_arrow_table()
+    finally:
+        con.close()
 
 
 def _current_rows(con: duckdb.DuckDBPyConnection, history_rows: str) -> str:
@@ -251,7 +264,7 @@ def _commit_keyed(
     if target is None:  # with no table yet, every change is an insert
         write_delta(
             path,
-            _stream(con, f"SELECT {cols} FROM {changes.source} WHERE _action = 'insert' ORDER BY {order}"),
+            stream(con, f"SELECT {cols} FROM {changes.source} WHERE _action = 'insert' ORDER BY {order}"),
             mode="error",
             partition_by=table.partition_by or None,
             target_file_size=FILE_SIZE,
@@ -275,7 +288,7 @@ def _commit_keyed(
         return
     predicate = " AND ".join([f"t.{q(c)} = s.{q(c)}" for c in match] + _key_ranges(con, changes.source, table.business_keys))
     values = {q(c): f"s.{q(c)}" for c in columns}
-    source = _stream(con, f"SELECT {cols}, _action FROM {changes.source} ORDER BY {order}")
+    source = stream(con, f"SELECT {cols}, _action FROM {changes.source} ORDER BY {order}")
     source = source.cast(pa.schema([*write_schema, pa.field("_action", pa.string())]))
     (
         target.merge(source, predicate, source_alias="s", target_alias="t")
@@ -312,7 +325,7 @@ def _rewrite_ranges(
     cols = ", ".join(q(c) for c in changes.columns)
     on = " AND ".join(f"c.{q(c)} = s.{q(c)}" for c in changes.match)
     order = ", ".join(q(c) for c in changes.match)
-    data = _stream(
+    data = stream(
         con,
         f"""SELECT {cols} FROM (
             SELECT c.* FROM (SELECT {cols} FROM tgt WHERE {condition}) c ANTI JOIN {changes.source} s ON {on}

@@ -35,27 +35,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable
 
 from medallion_assets.engine.base.keyed import load_keyed
 from medallion_assets.engine.base.model import BaseTable, lock_path, quarantine_path, state_path, table_path
-from medallion_assets.engine.base.reader import (
-    DELETE_FLAG,
-    Extract,
-    Selection,
-    history_files,
-    partition_files,
-    read_extract,
-)
-from medallion_assets.engine.base.scan import connect, register_delta
-from medallion_assets.engine.base.schema import BaseLoadError, align, unify
+from medallion_assets.engine.base.reader import DELETE_FLAG, Extract, Selection, history_files, partition_files
+from medallion_assets.engine.base.scan import connect, register_delta, stream
+from medallion_assets.engine.base.schema import BaseLoadError, unify
+from medallion_assets.engine.base.staging import StagedRows, align_staged, drop_staged, read_extract, select_staged
 from medallion_assets.engine.conflicts import retry_on_commit_conflict
 from medallion_assets.engine.files import exclusive_lock
 from medallion_assets.engine.lake import as_path, is_delta, open_delta, remove_tree, write_delta
 from medallion_assets.engine.memory import budgeted
 from medallion_assets.engine.sqltext import quote_identifier as q
-from medallion_assets.engine.sqltext import string_literal
+from medallion_assets.engine.sqltext import string_literal, timestamp_literal
 
 EXTRACTED_AT_KEY = "medallion.extracted_at"
 
@@ -158,12 +153,30 @@ def _load_partition(table: BaseTable, data_dir: Path, partition_date: date, now:
         _describe(result, target)
         return result
 
-    extracts = [read_extract(table, f, data_dir) for f in selection.files]
+    extracts: list[Extract] = []
+    try:
+        for landing in selection.files:
+            extracts.append(read_extract(table, landing, data_dir))
+        return _load_extracts(table, data_dir, partition_date, now, extracts, target, result)
+    finally:
+        drop_staged(extracts)
+
+
+def _load_extracts(
+    table: BaseTable,
+    data_dir: Path,
+    partition_date: date,
+    now: datetime,
+    extracts: list[Extract],
+    target: DeltaTable | None,
+    result: LoadResult,
+) -> LoadResult:
     result.rows_read = sum(e.rows_read for e in extracts if e.load_type != "keys")
     _refuse_empty_full_extract(table, extracts, target)
     state = None if table.recreate else _open(state_path(data_dir, table))
     stored = _data_schema(target) or _data_schema(state)
-    extracts, schema = _align_batch(table, extracts, stored)
+    aligned, schema = _align_batch(table, extracts, stored)
+    extracts[:] = aligned  # the caller drops them (aligned rows own what they were made from)
     quarantine = [e for e in extracts if e.quarantine is not None]
     result.quarantined = sum(e.quarantine.num_rows for e in quarantine)
 
@@ -206,9 +219,9 @@ def _refuse_empty_full_extract(table: BaseTable, extracts: list[Extract], target
 
 def _align_batch(table: BaseTable, extracts: list[Extract], stored: pa.Schema | None) -> tuple[list[Extract], pa.Schema]:
     """Give every extract the same data schema: the stored one plus new columns at the end."""
-    data = [e.rows.drop_columns([DELETE_FLAG]) if DELETE_FLAG in e.rows.column_names else e.rows for e in extracts if e.load_type != "keys"]
+    data = [_data_schema_of(e.rows) for e in extracts if e.load_type != "keys"]
     where = f"table {table.name!r}"
-    batch = unify([d.slice(0, 0) for d in data], where).schema if data else pa.schema([])
+    batch = unify([d.empty_table() for d in data], where).schema if data else pa.schema([])
     fields = list(stored) if stored is not None else []
     names = {f.name for f in fields}
     fields += [f for f in batch if f.name not in names]
@@ -221,40 +234,38 @@ def _align_batch(table: BaseTable, extracts: list[Extract], stored: pa.Schema | 
         where = f"table {table.name!r}, file {extract.file}"
         if extract.load_type == "keys":
             key_schema = pa.schema([schema.field(k) for k in table.business_keys])
-            rows = align(extract.rows, key_schema, text_format=text, where=where).select(list(table.business_keys))
+            rows = select_staged(align_staged(extract.rows, key_schema, text_format=text, where=where), table.business_keys)
         else:
-            flag = extract.rows.column(DELETE_FLAG) if DELETE_FLAG in extract.rows.column_names else None
-            plain = extract.rows.drop_columns([DELETE_FLAG]) if flag is not None else extract.rows
-            rows = align(plain, schema, text_format=text, where=where)
-            if flag is not None:
-                rows = rows.append_column(DELETE_FLAG, flag)
+            target = schema
+            if DELETE_FLAG in extract.rows.column_names:
+                target = schema.append(pa.field(DELETE_FLAG, pa.bool_()))
+            rows = align_staged(extract.rows, target, text_format=text, where=where)
         aligned.append(Extract(rows, extract.load_type, extract.extracted_at, extract.file, extract.rows_read, extract.quarantine))
     return aligned, schema
+
+
+def _data_schema_of(rows: StagedRows) -> pa.Schema:
+    return pa.schema([f for f in rows.schema if f.name != DELETE_FLAG])
 
 
 # --- overwrite and append -----------------------------------------------------------------
 
 
-def _with_lineage(extracts: list[Extract], now: datetime) -> pa.Table:
-    """The batch's data rows with ``lh_source_file``, exact duplicates dropped (first file kept)."""
-    parts = []
-    for e in extracts:
-        if e.load_type == "keys":
-            continue
-        parts.append(e.rows.append_column("lh_source_file", pa.array([e.file] * e.rows.num_rows, pa.string())))
-    rows = pa.concat_tables(parts)
-    data = [c for c in rows.column_names if c != "lh_source_file"]
-    con = connect()
-    try:
-        con.register("batch", rows)
-        grouped = ", ".join(q(c) for c in data)
-        deduped = con.sql(
-            f"SELECT {grouped}, min(lh_source_file) AS lh_source_file FROM batch GROUP BY ALL ORDER BY lh_source_file"
-        ).to_arrow_table()
-    finally:
-        con.close()
-    stamp = pa.array([now] * deduped.num_rows, pa.timestamp("us"))
-    return deduped.append_column("lh_created_date", stamp).append_column("lh_modified_date", stamp)
+def _with_lineage(con: duckdb.DuckDBPyConnection, extracts: list[Extract], now: datetime) -> str:
+    """A temp table of the batch's data rows with ``lh_source_file`` and the system dates, exact
+    duplicates dropped (first file kept), in landing file order."""
+    parts = [
+        f"SELECT *, {string_literal(e.file)}::VARCHAR AS lh_source_file FROM {e.rows.table}" for e in extracts if e.load_type != "keys"
+    ]
+    con.execute(f"CREATE OR REPLACE TEMP VIEW batch_rows AS {' UNION ALL BY NAME '.join(parts)}")
+    names = [r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE SELECT * FROM batch_rows)").fetchall()]
+    grouped = ", ".join(q(c) for c in names if c != "lh_source_file")
+    stamp = timestamp_literal(now)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE lineage_rows AS SELECT {grouped}, min(lh_source_file) AS lh_source_file,
+        {stamp} AS lh_created_date, {stamp} AS lh_modified_date FROM batch_rows GROUP BY ALL"""
+    )
+    return "lineage_rows"
 
 
 def _load_overwrite(
@@ -273,33 +284,37 @@ def _load_overwrite(
             result.status = "stale"
             result.notes.append(f"the table holds a newer extract ({last}); an older one does not replace it")
             return
-    rows = _with_lineage(extracts, now)
-    if table.business_keys and table.modify_date_column:
-        rows = _latest_per_key(rows, table)
-    previous = target.to_pyarrow_dataset().count_rows() if target is not None else 0
-    write_delta(
-        str(table_path(data_dir, table)),
-        rows,
-        mode="overwrite",
-        schema_mode="merge" if target is not None else None,
-        partition_by=table.partition_by or None,
-        commit_properties=CommitProperties(custom_metadata={EXTRACTED_AT_KEY: newest.isoformat()}),
-    )
-    result.inserted = rows.num_rows
+    con = connect()
+    try:
+        rows = f"SELECT * FROM {_with_lineage(con, extracts, now)}"
+        if table.business_keys and table.modify_date_column:
+            keys = ", ".join(q(k) for k in table.business_keys)
+            rows += (
+                f" QUALIFY row_number() OVER (PARTITION BY {keys} "
+                f"ORDER BY {q(table.modify_date_column)} DESC NULLS LAST, lh_source_file DESC) = 1"
+            )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE overwrite_rows AS {rows}")
+        previous = _count(con, "previous", target)
+        write_delta(
+            str(table_path(data_dir, table)),
+            stream(con, "SELECT * FROM overwrite_rows ORDER BY lh_source_file"),
+            mode="overwrite",
+            schema_mode="merge" if target is not None else None,
+            partition_by=table.partition_by or None,
+            commit_properties=CommitProperties(custom_metadata={EXTRACTED_AT_KEY: newest.isoformat()}),
+        )
+        (result.inserted,) = con.execute("SELECT count(*) FROM overwrite_rows").fetchall()[0]
+    finally:
+        con.close()
     result.removed = previous
 
 
-def _latest_per_key(rows: pa.Table, table: BaseTable) -> pa.Table:
-    con = connect()
-    try:
-        con.register("batch", rows)
-        keys = ", ".join(q(k) for k in table.business_keys)
-        return con.sql(
-            f"SELECT * FROM batch QUALIFY row_number() OVER (PARTITION BY {keys} "
-            f"ORDER BY {q(table.modify_date_column)} DESC NULLS LAST, lh_source_file DESC) = 1"
-        ).to_arrow_table()
-    finally:
-        con.close()
+def _count(con: duckdb.DuckDBPyConnection, name: str, target: DeltaTable | None, where: str = "true") -> int:
+    """Rows of the Delta table (matching ``where``), counted by a lazy scan; 0 with no table."""
+    if target is None:
+        return 0
+    register_delta(con, name, target)
+    return con.execute(f"SELECT count(*) FROM {name} WHERE {where}").fetchall()[0][0]
 
 
 def _partition_predicate(table: BaseTable, partition_date: date) -> str:
@@ -318,29 +333,23 @@ def _load_append(
     result: LoadResult,
     now: datetime,
 ) -> None:
-    rows = _with_lineage(extracts, now)
     path = str(table_path(data_dir, table))
-    if target is None:
-        write_delta(path, rows, mode="append", partition_by=table.partition_by or None)
-        result.inserted = rows.num_rows
-        return
-    if table.recreate:
-        write_delta(path, rows, mode="overwrite", schema_mode="merge", partition_by=table.partition_by or None)
-        result.inserted = rows.num_rows
-        return
-    predicate = _partition_predicate(table, partition_date)
-    previous = target.to_pyarrow_dataset().to_table(columns=["lh_source_file"])
     con = connect()
     try:
-        con.register("prev", previous)
-        patterns = [f"landing/{ref.source}/{ref.object}/%/{partition_date:%Y/%m/%d}/%" for ref in table.landing]
-        (replaced,) = con.execute(
-            "SELECT count(*) FROM prev WHERE " + " OR ".join("lh_source_file LIKE ?" for _ in patterns), patterns
-        ).fetchall()[0]
+        rows = _with_lineage(con, extracts, now)
+        (result.inserted,) = con.execute(f"SELECT count(*) FROM {rows}").fetchall()[0]
+        query = f"SELECT * FROM {rows} ORDER BY lh_source_file"
+        if target is None:
+            write_delta(path, stream(con, query), mode="append", partition_by=table.partition_by or None)
+            return
+        if table.recreate:
+            write_delta(path, stream(con, query), mode="overwrite", schema_mode="merge", partition_by=table.partition_by or None)
+            return
+        predicate = _partition_predicate(table, partition_date)
+        replaced = _count(con, "previous", target, where=predicate)
+        write_delta(path, stream(con, query), mode="overwrite", predicate=predicate, schema_mode="merge")
     finally:
         con.close()
-    write_delta(path, rows, mode="overwrite", predicate=predicate, schema_mode="merge")
-    result.inserted = rows.num_rows
     result.removed = replaced
     if replaced:
         result.notes.append(f"re-run: replaced this partition's {replaced} earlier row(s)")

@@ -8,7 +8,8 @@ transformation, projection, key checks, delete events, data-quality rules, exact
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
@@ -109,73 +110,113 @@ def lineage_name(path: Path, data_dir: Path) -> str:
 
 
 def read_landing_file(path: Path, fmt: str, options: dict[str, Any]) -> pa.Table:
-    """Read one file as Arrow; CSV and JSON through DuckDB's readers (type inference), Parquet with pyarrow.
+    """Read one whole file as Arrow (small files, and the rare steps that need a file at once);
+    loads stream a file with :func:`landing_batches` instead."""
+    with landing_batches(path, fmt, options) as (schema, batches):
+        parts = list(batches)
+        return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
+@contextmanager
+def landing_batches(path: Path, fmt: str, options: dict[str, Any]) -> Iterator[tuple[pa.Schema, Iterator[pa.Table]]]:
+    """One file as a stream of Arrow tables of at most ``BATCH_ROWS`` rows, storage types made
+    plain; CSV and JSON through DuckDB's readers (type inference), Parquet with pyarrow.
 
     A file on object storage is downloaded to a local temporary file first and read the same way,
     so the messages (CSV line numbers included) are the ones of a local read, naming its URI."""
     path = as_path(path)
     if not is_remote(path):
-        return _read_local_file(path, fmt, options)
+        with _local_batches(path, fmt, options) as opened:
+            yield opened
+        return
     try:
         if fmt in ("csv", "json") and path.stat().st_size == 0:
             raise BaseLoadError(f"{path}: the {fmt} landing file is empty (0 bytes)")
         with local_copy(path) as local:
             try:
-                return _read_local_file(local, fmt, options)
+                with _local_batches(local, fmt, options) as opened:
+                    yield opened
             except BaseLoadError as exc:
                 raise BaseLoadError(str(exc).replace(str(local), str(path))) from None
     except OSError as exc:  # gone since it was listed, or the store did not answer
         raise BaseLoadError(f"{path}: cannot read {fmt} landing file: {type(exc).__name__}: {exc}") from None
 
 
-def _read_local_file(path: Path, fmt: str, options: dict[str, Any]) -> pa.Table:
+BATCH_ROWS = 1 << 17
+
+
+@contextmanager
+def _local_batches(path: Path, fmt: str, options: dict[str, Any]) -> Iterator[tuple[pa.Schema, Iterator[pa.Table]]]:
     if fmt in ("csv", "json") and path.is_file() and path.stat().st_size == 0:
         raise BaseLoadError(f"{path}: the {fmt} landing file is empty (0 bytes)")
+    con = connect()
     try:
-        if fmt == "parquet":
-            # One file: its own reader, not read_table's dataset layer (which also imports pandas).
-            with pq.ParquetFile(path) as parquet:
-                table = parquet.read()
-        else:
-            con = connect()
-            try:
-                if fmt == "csv":
-                    # The dialect is stated, not sniffed: a sniffer that meets a broken row falls back to
-                    # another dialect and loads garbage; stated, a broken row is an error with its line.
-                    options = {"delimiter": ",", "quote_char": '"', "header": True, **options}
-                    args, params = ["?", "strict_mode := true"], [str(path)]
-                    for option, name in (
-                        ("delimiter", "delim"),
-                        ("header", "header"),
-                        ("quote_char", "quote"),
-                        ("escape_char", "escape"),
-                        ("encoding", "encoding"),
-                        ("skip_rows", "skip"),
-                    ):
-                        if option in options:
-                            args.append(f"{name} := ?")
-                            params.append(options[option])
-                    if "null_values" in options:
-                        nulls = options["null_values"]
-                        args.append("nullstr := ?")
-                        params.append(list(nulls) if isinstance(nulls, list | tuple) else [nulls])
-                    try:
-                        table = con.sql(f"SELECT * FROM read_csv({', '.join(args)})", params=params).to_arrow_table()
-                    except duckdb.Error as exc:
-                        detail = _csv_position(con, path, args, params, options["delimiter"]) or exc
-                        raise BaseLoadError(f"{path}: cannot read csv landing file: {detail}") from None
-                else:
-                    records = options.get("records")
-                    if records is None:
-                        relation = con.sql("SELECT * FROM read_json(?)", params=[str(path)])
-                    else:
-                        relation = con.sql("SELECT * FROM read_json(?, records := ?)", params=[str(path), records])
-                    table = relation.to_arrow_table()
-            finally:
-                con.close()
-    except (duckdb.Error, pa.ArrowException, OSError) as exc:
+        try:
+            if fmt == "parquet":
+                # One file: its own reader, not read_table's dataset layer (which also imports pandas).
+                parquet = pq.ParquetFile(path)
+                schema = parquet.schema_arrow
+                raw = (pa.Table.from_batches([b]) for b in parquet.iter_batches(batch_size=BATCH_ROWS))
+                args, params = None, None
+            else:
+                relation, args, params = _text_relation(con, path, fmt, options)
+                reader = relation.to_arrow_reader(BATCH_ROWS)
+                schema = reader.schema
+                raw = (pa.Table.from_batches([b]) for b in reader)
+        except (duckdb.Error, pa.ArrowException, OSError) as exc:
+            raise BaseLoadError(f"{path}: cannot read {fmt} landing file: {exc}") from None
+        yield plain_types(schema.empty_table()).schema, _checked(raw, con, path, fmt, options, args, params)
+    finally:
+        con.close()
+
+
+def _checked(raw, con, path: Path, fmt: str, options: dict[str, Any], args, params) -> Iterator[pa.Table]:
+    """The batches, with a reader's error on the way (a broken CSV row) as a clear BaseLoadError."""
+    try:
+        for batch in raw:
+            yield plain_types(batch)
+    except duckdb.Error as exc:
+        detail = _csv_position(con, path, args, params, _csv_options(options)["delimiter"]) if fmt == "csv" else None
+        raise BaseLoadError(f"{path}: cannot read {fmt} landing file: {detail or exc}") from None
+    except (pa.ArrowException, OSError) as exc:
         raise BaseLoadError(f"{path}: cannot read {fmt} landing file: {exc}") from None
-    return plain_types(table)
+
+
+def _csv_options(options: dict[str, Any]) -> dict[str, Any]:
+    # The dialect is stated, not sniffed: a sniffer that meets a broken row falls back to another
+    # dialect and loads garbage; stated, a broken row is an error with its line.
+    return {"delimiter": ",", "quote_char": '"', "header": True, **options}
+
+
+def _text_relation(con, path: Path, fmt: str, options: dict[str, Any]):
+    """The DuckDB relation reading a CSV or JSON landing file, and the read_csv arguments used."""
+    if fmt == "csv":
+        options = _csv_options(options)
+        args, params = ["?", "strict_mode := true"], [str(path)]
+        for option, name in (
+            ("delimiter", "delim"),
+            ("header", "header"),
+            ("quote_char", "quote"),
+            ("escape_char", "escape"),
+            ("encoding", "encoding"),
+            ("skip_rows", "skip"),
+        ):
+            if option in options:
+                args.append(f"{name} := ?")
+                params.append(options[option])
+        if "null_values" in options:
+            nulls = options["null_values"]
+            args.append("nullstr := ?")
+            params.append(list(nulls) if isinstance(nulls, list | tuple) else [nulls])
+        try:
+            return con.sql(f"SELECT * FROM read_csv({', '.join(args)})", params=params), args, params
+        except duckdb.Error as exc:
+            detail = _csv_position(con, path, args, params, options["delimiter"]) or exc
+            raise BaseLoadError(f"{path}: cannot read csv landing file: {detail}") from None
+    records = options.get("records")
+    if records is None:
+        return con.sql("SELECT * FROM read_json(?)", params=[str(path)]), None, None
+    return con.sql("SELECT * FROM read_json(?, records := ?)", params=[str(path), records]), None, None
 
 
 def _csv_position(con: Any, path: Path, args: list[str], params: list[Any], delimiter: str) -> str | None:
@@ -242,13 +283,13 @@ def _cast_types(table: pa.Table, column_types: dict[str, str], where: str) -> pa
         con.close()
 
 
-def _check_keys(table: pa.Table, keys: list[str], where: str) -> None:
+def _check_keys(table: pa.Table, keys: list[str], where: str, *, first_row: int = 1) -> None:
     for key in keys:
         if key not in table.column_names:
             raise BaseLoadError(f"{where}: business key column {key!r} is missing (columns: {', '.join(table.column_names)})")
         nulls = pc.is_null(table.column(key))
         if pc.any(nulls).as_py():
-            row = pc.index(nulls, True).as_py() + 1
+            row = pc.index(nulls, True).as_py() + first_row
             raise BaseLoadError(f"{where}: row {row}: business key column {key!r} is null")
 
 
@@ -413,42 +454,64 @@ def _delete_flag(table: pa.Table, meta: BaseTable, where: str) -> pa.Table:
     return table.append_column(DELETE_FLAG, flag)
 
 
-def prepare(raw: pa.Table, meta: BaseTable, load_type: str, where: str) -> tuple[pa.Table, pa.Table | None]:
-    """Per-file preparation; returns (rows, quarantined rows or None)."""
+def _shape(raw: pa.Table, meta: BaseTable, load_type: str, where: str, *, first_row: int, transform: bool) -> pa.Table:
+    """Names, casts, the transformation, the projection and the checks of columns and keys."""
     present = set(raw.column_names)
     renames = {old: new for old, new in meta.translations.items() if old in present}
     table = raw.rename_columns([renames.get(c, c) for c in raw.column_names]) if renames else raw
     table = normalise_names(table, where)
     table = _cast_types(table, meta.column_types, where)
     if load_type == "keys":
-        _check_keys(table, meta.business_keys, where)
-        return table.select(meta.business_keys), None
-    if meta.transformation:
+        _check_keys(table, meta.business_keys, where, first_row=first_row)
+        return table.select(meta.business_keys)
+    if transform and meta.transformation:
         table = normalise_names(plain_types(_apply_transformation(table, meta.transformation, where)), where)
-    keep_delete_column = meta.delete_condition is not None and meta.columns is not None and meta.delete_condition.column not in meta.columns
     if meta.columns is not None:
         missing = [c for c in meta.columns if c not in table.column_names]
         if missing:
             raise BaseLoadError(f"{where}: projected column(s) {missing} are missing (columns: {', '.join(table.column_names)})")
-        wanted = list(meta.columns) + ([meta.delete_condition.column] if keep_delete_column else [])
-        table = table.select(wanted)
+        table = table.select(list(meta.columns) + ([meta.delete_condition.column] if keeps_delete_column(meta) else []))
     reserved = [c for c in table.column_names if c.startswith("lh_")]
     if reserved:
         raise BaseLoadError(f"{where}: column(s) {reserved} use the reserved lh_ prefix")
     if meta.keyed:
-        _check_keys(table, meta.business_keys, where)
+        _check_keys(table, meta.business_keys, where, first_row=first_row)
     if meta.modify_date_column and meta.modify_date_column not in table.column_names:
         raise BaseLoadError(f"{where}: modify_date_column {meta.modify_date_column!r} is missing")
     if meta.partition_by:
         missing = [c for c in meta.partition_by if c not in table.column_names]
         if missing:
             raise BaseLoadError(f"{where}: partition_by column(s) {missing} are missing")
+    return table
+
+
+def keeps_delete_column(meta: BaseTable) -> bool:
+    """The delete condition reads a column the projection leaves out: kept until the flag is set."""
+    return meta.delete_condition is not None and meta.columns is not None and meta.delete_condition.column not in meta.columns
+
+
+def prepare_batch(raw: pa.Table, meta: BaseTable, load_type: str, where: str, *, first_row: int = 1) -> tuple[pa.Table, pa.Table | None]:
+    """The row-by-row part of the preparation, for one batch of a file (no transformation, no
+    check across rows): returns (rows with the delete flag, quarantined rows or None). The delete
+    condition's column stays when the projection leaves it out (see :func:`keeps_delete_column`)."""
+    table = _shape(raw, meta, load_type, where, first_row=first_row, transform=False)
+    if load_type == "keys":
+        return table, None
+    table, quarantined = _apply_rules(table, meta, where)
+    return _delete_flag(table, meta, where), quarantined
+
+
+def prepare(raw: pa.Table, meta: BaseTable, load_type: str, where: str) -> tuple[pa.Table, pa.Table | None]:
+    """The whole preparation of one file in Arrow; returns (rows, quarantined rows or None)."""
+    table = _shape(raw, meta, load_type, where, first_row=1, transform=True)
+    if load_type == "keys":
+        return table, None
     table, quarantined = _apply_rules(table, meta, where)
     table, ambiguous = _set_aside_ambiguous_keys(table, meta, where)
     if ambiguous is not None:
         quarantined = ambiguous if quarantined is None else pa.concat_tables([quarantined, ambiguous], promote_options="permissive")
     table = _delete_flag(table, meta, where)
-    if keep_delete_column:
+    if keeps_delete_column(meta):
         table = table.drop_columns([meta.delete_condition.column])
     return table, quarantined
 

@@ -21,7 +21,7 @@ from deltalake import DeltaTable
 from medallion_assets.engine.memory import connect
 from medallion_assets.engine.sqltext import quote_identifier, string_literal
 
-__all__ = ["arrow_encoded", "connect", "native_files", "register_delta"]
+__all__ = ["arrow_encoded", "connect", "native_files", "register_delta", "stream"]
 
 _UNSAFE_FEATURES = {"deletionVectors", "columnMapping"}
 
@@ -135,3 +135,11 @@ def arrow_encoded(relation: duckdb.DuckDBPyRelation, columns: tuple[str, ...], b
     if not batches:
         return reader.schema.empty_table()
     return pa.Table.from_batches(batches)
+
+
+BATCH_ROWS = 1 << 17  # rows per Arrow batch streamed from DuckDB into a Delta writer
+
+
+def stream(con: duckdb.DuckDBPyConnection, query: str) -> pa.RecordBatchReader:
+    """The query's rows as a stream of Arrow batches: a Delta writer takes them one at a time."""
+    return con.sql(query).to_arrow_reader(BATCH_ROWS)
