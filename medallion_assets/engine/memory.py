@@ -5,6 +5,8 @@
   memory this process may use (the cgroup limit when there is one, else the machine's RAM).
 * ``MEDALLION_TEMP_DIR`` is where DuckDB spills (one sub-folder per process); left unset it is
   ``_spill`` under the local working folder (the data root on local disk).
+* ``MEDALLION_TEMP_LIMIT`` caps the spill folder's size per step (default: DuckDB's, 90% of the
+  disk's free space).
 * ``MEDALLION_STEPS_AT_ONCE`` is how many steps share the budget; the Dagster layer sets it in
   each step from the run's executor (``max_concurrent`` of the multiprocess executor, 1 in process).
 
@@ -31,7 +33,9 @@ import duckdb
 MEMORY_LIMIT_ENV = "MEDALLION_MEMORY_LIMIT"
 TEMP_DIR_ENV = "MEDALLION_TEMP_DIR"
 STEPS_AT_ONCE_ENV = "MEDALLION_STEPS_AT_ONCE"
+TEMP_LIMIT_ENV = "MEDALLION_TEMP_LIMIT"
 DUCKDB_SHARE = 0.75
+MEMORY_PER_THREAD = 256 * 10**6
 _UNITS = {
     "": 1,
     "b": 1,
@@ -52,15 +56,15 @@ class MemoryBudgetError(RuntimeError):
     transient = False  # read by the Dagster layer's retry rule: never retried
 
 
-def parse_size(text: str, *, where: str = MEMORY_LIMIT_ENV) -> int:
+def parse_size(text: str, *, where: str = MEMORY_LIMIT_ENV, least: int = 64 * 10**6) -> int:
     """``"3GB"`` -> 3_000_000_000 (decimal units; ``GiB`` etc. binary; a bare number is bytes)."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
     unit = match.group(2).lower() if match else None
     if match is None or unit not in _UNITS:
         raise ValueError(f"{where}={text!r}: not a size; write it like 3GB, 512MB or 2GiB")
     size = int(float(match.group(1)) * _UNITS[unit])
-    if size < 64 * 10**6:
-        raise ValueError(f"{where}={text!r}: at least 64MB is needed")
+    if size < least:
+        raise ValueError(f"{where}={text!r}: at least {format_size(least)} is needed")
     return size
 
 
@@ -95,6 +99,11 @@ class MemoryBudget:
     @property
     def duckdb_limit(self) -> int:
         return int(self.share * DUCKDB_SHARE)
+
+    @property
+    def threads(self) -> int:
+        """DuckDB's threads: each needs room of its own to sort and aggregate, so a small share runs fewer."""
+        return max(1, min(os.cpu_count() or 1, 8, self.duckdb_limit // MEMORY_PER_THREAD))
 
     def describe(self) -> str:
         shared = (
@@ -150,8 +159,14 @@ def configure(con: duckdb.DuckDBPyConnection, budget: MemoryBudget | None = None
     spill.mkdir(parents=True, exist_ok=True)
     con.execute(f"SET memory_limit = '{budget.duckdb_limit}B'")
     con.execute("SET temp_directory = ?", [str(spill)])
+    temp_limit = os.environ.get(TEMP_LIMIT_ENV, "").strip()
+    if temp_limit:
+        con.execute(f"SET max_temp_directory_size = '{parse_size(temp_limit, where=TEMP_LIMIT_ENV, least=0)}B'")
     con.execute("SET enable_progress_bar = false")
-    con.execute(f"SET threads = {max(min(os.cpu_count() or 1, 8), 1)}")
+    # Results that need an order say so (ORDER BY); without the promise, scans and writes stream
+    # without buffering to keep rows in order.
+    con.execute("SET preserve_insertion_order = false")
+    con.execute(f"SET threads = {budget.threads}")
     return budget
 
 
@@ -160,7 +175,7 @@ _shared_lock = threading.Lock()
 
 
 def _settings_key() -> tuple:
-    return tuple(os.environ.get(name, "") for name in (MEMORY_LIMIT_ENV, TEMP_DIR_ENV, STEPS_AT_ONCE_ENV))
+    return tuple(os.environ.get(name, "") for name in (MEMORY_LIMIT_ENV, TEMP_DIR_ENV, STEPS_AT_ONCE_ENV, TEMP_LIMIT_ENV))
 
 
 def connect() -> duckdb.DuckDBPyConnection:
@@ -190,7 +205,8 @@ def _is_out_of_memory(exc: BaseException) -> bool:
     if isinstance(exc, duckdb.OutOfMemoryException | MemoryError):
         return True
     text = str(exc)
-    return isinstance(exc, duckdb.Error) and ("No space left on device" in text or "max_temp_directory_size" in text)
+    # A Delta writer reading DuckDB's stream reports DuckDB's error inside its own.
+    return "Out of Memory Error" in text or "No space left on device" in text or "max_temp_directory_size" in text
 
 
 @contextmanager
@@ -209,7 +225,7 @@ def within_budget(what: str) -> Iterator[None]:
         raise MemoryBudgetError(
             f"{what}: could not finish within the {budget.describe()}: {detail}. "
             f"Raise {MEMORY_LIMIT_ENV} (or memory_limit in project.yaml), run fewer steps at once, "
-            f"or give {TEMP_DIR_ENV} a folder with more free disk; no table was left half-written"
+            f"or give {TEMP_DIR_ENV} a folder with more free disk ({TEMP_LIMIT_ENV} caps it); no table was left half-written"
         ) from None
 
 
