@@ -25,10 +25,11 @@ from medallion_assets.engine.base import history
 from medallion_assets.engine.base.history import HistorySpec
 from medallion_assets.engine.base.model import BaseTable, state_path, table_path
 from medallion_assets.engine.base.reader import Extract
-from medallion_assets.engine.base.scan import connect, register_delta, stream
+from medallion_assets.engine.base.scan import connect, native_files, register_delta, stream
 from medallion_assets.engine.base.schema import BaseLoadError, _plain_type, align
 from medallion_assets.engine.base.staging import drop_staged, read_extract
-from medallion_assets.engine.lake import open_delta, write_delta
+from medallion_assets.engine.delta_copy import files_holding, local_root, write_query
+from medallion_assets.engine.lake import open_delta
 from medallion_assets.engine.paths import inside, parse_landing_file
 from medallion_assets.engine.sqltext import quote_identifier as q
 from medallion_assets.engine.sqltext import timestamp_literal
@@ -100,11 +101,12 @@ def load_keyed(
         result.unchanged = max(planned.batch_keys - changes.changed_keys, 0)
         _commit_keyed(con, table=table, data_dir=data_dir, changes=changes, target=target)
         con.execute(f"DROP TABLE IF EXISTS {planned.history}")
-        write_delta(
-            state if state is not None else str(state_path(data_dir, table)),
-            stream(con, f"SELECT * FROM {planned.new_state}"),
+        write_query(
+            con,
+            f"SELECT * FROM {planned.new_state}",
+            state_path(data_dir, table),
             mode="append",
-            partition_by=["_kind"] if state is None else None,
+            partition_by=["_kind"],
             schema_mode="merge",
             configuration=TABLE_CONFIG if state is None else None,
         )
@@ -243,7 +245,7 @@ def _diff(
 
 # Data files of keyed tables are written in key order and kept small, so a day's changes (mostly
 # recent keys) rewrite some files instead of the whole table; see _key_ranges and the module doc.
-FILE_SIZE = 4 << 20
+FILE_SIZE = 16 << 20
 COMPACT_AFTER_FILES = 40  # state files (all kinds) before small ones are binned together
 COMPACT_SIZE = 8 << 20  # files at least this big are left alone, so big tables rewrite little
 # Checkpoints every 10 commits: opening a table then reads one Parquet checkpoint and at most
@@ -262,12 +264,13 @@ def _commit_keyed(
     cols = ", ".join(q(c) for c in columns)
     order = ", ".join(q(c) for c in match)
     if target is None:  # with no table yet, every change is an insert
-        write_delta(
-            path,
-            stream(con, f"SELECT {cols} FROM {changes.source} WHERE _action = 'insert' ORDER BY {order}"),
+        write_query(
+            con,
+            f"SELECT {cols} FROM {changes.source} WHERE _action = 'insert' ORDER BY {order}",
+            table_path(data_dir, table),
             mode="error",
             partition_by=table.partition_by or None,
-            target_file_size=FILE_SIZE,
+            file_size=FILE_SIZE,
             configuration={"delta.targetFileSize": str(FILE_SIZE), **TABLE_CONFIG},
         )
         return
@@ -310,35 +313,38 @@ def _plain(schema: pa.Schema) -> pa.Schema:
 def _rewrite_ranges(
     con: duckdb.DuckDBPyConnection, *, target: DeltaTable, changes: Changes, schema: pa.Schema, key: str
 ) -> None:
-    """Apply the changes by replacing every row whose first key falls in the changed key ranges
-    with that region's new content, written in key order. Unlike a merge, whose output is not
-    ordered, this keeps the files' rows in key order, so the next day's changes touch fewer files.
-    When the ranges hold most of the table's rows (changes spread over all keys), the whole table is
-    rewritten instead: a predicate overwrite would read and rewrite the rest of every file it
-    touches too, unsorted, and cost more. The rows stream from DuckDB into the writer."""
-    (condition,) = _key_ranges(con, changes.source, [key], alias=None)
-    register_delta(con, "tgt", target)
-    (inside, total) = con.execute(f"SELECT count(*) FILTER (WHERE {condition}), count(*) FROM tgt").fetchall()[0]
-    whole = inside * 2 > total
-    if whole:
-        condition = "true"
+    """Apply the changes by rewriting only the files whose key range (min/max statistics) holds
+    a changed key: their rows that did not change and the changed rows are written in key order
+    as new files, which replace them in one commit. Files stay in key order, so the next day's
+    changes (mostly recent keys) touch few files. When those files hold most of the table's rows
+    (changes spread over all keys), the whole table is rewritten in key order instead."""
+    keys = con.sql(f"SELECT DISTINCT {q(key)} AS k FROM {changes.source} ORDER BY 1").to_arrow_table().column("k")
+    values = keys.to_numpy().astype(np.int64) if len(keys) else np.array([], dtype=np.int64)
+    chosen, rows, total = files_holding(target, key, values)
+    whole = rows * 2 > total or native_files(target) is None
+    root = local_root(target)
+    only = None if whole else {str(root / p) for p in chosen}
+    register_delta(con, "tgt", target, only=only)
     cols = ", ".join(q(c) for c in changes.columns)
+    typed = ", ".join(f"CAST({q(f.name)} AS {_duck_type(con, f)}) AS {q(f.name)}" for f in schema)
     on = " AND ".join(f"c.{q(c)} = s.{q(c)}" for c in changes.match)
     order = ", ".join(q(c) for c in changes.match)
-    data = stream(
-        con,
-        f"""SELECT {cols} FROM (
-            SELECT c.* FROM (SELECT {cols} FROM tgt WHERE {condition}) c ANTI JOIN {changes.source} s ON {on}
+    query = f"""SELECT {typed} FROM (
+            SELECT c.* FROM (SELECT {cols} FROM tgt) c ANTI JOIN {changes.source} s ON {on}
             UNION ALL BY NAME SELECT {cols} FROM {changes.source} WHERE _action IN ('insert', 'update'))
-        ORDER BY {order}""",
-    )
-    write_delta(
-        target,
-        data.cast(schema),
-        mode="overwrite",
-        predicate=None if whole else condition,
-        target_file_size=FILE_SIZE,
-    )
+        ORDER BY {order}"""
+    if whole:
+        write_query(con, query, target.table_uri, mode="overwrite", file_size=FILE_SIZE)
+    else:
+        write_query(con, query, target.table_uri, mode="append", remove=chosen, file_size=FILE_SIZE)
+
+
+def _duck_type(con: duckdb.DuckDBPyConnection, field: pa.Field) -> str:
+    con.register("type_proto", pa.schema([field]).empty_table())
+    try:
+        return con.execute("SELECT column_type FROM (DESCRIBE SELECT * FROM type_proto)").fetchall()[0][0]
+    finally:
+        con.unregister("type_proto")
 
 
 def _key_ranges(con: duckdb.DuckDBPyConnection, source: str, keys: list[str], alias: str | None = "t") -> list[str]:

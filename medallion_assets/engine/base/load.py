@@ -42,10 +42,11 @@ from deltalake import CommitProperties, DeltaTable
 from medallion_assets.engine.base.keyed import load_keyed
 from medallion_assets.engine.base.model import BaseTable, lock_path, quarantine_path, state_path, table_path
 from medallion_assets.engine.base.reader import DELETE_FLAG, Extract, Selection, history_files, partition_files
-from medallion_assets.engine.base.scan import connect, register_delta, stream
+from medallion_assets.engine.base.scan import connect, native_files, register_delta, stream
 from medallion_assets.engine.base.schema import BaseLoadError, unify
 from medallion_assets.engine.base.staging import StagedRows, align_staged, drop_staged, read_extract, select_staged
 from medallion_assets.engine.conflicts import retry_on_commit_conflict
+from medallion_assets.engine.delta_copy import local_root, write_query
 from medallion_assets.engine.files import exclusive_lock
 from medallion_assets.engine.lake import as_path, is_delta, open_delta, remove_tree, write_delta
 from medallion_assets.engine.memory import budgeted
@@ -295,9 +296,10 @@ def _load_overwrite(
             )
         con.execute(f"CREATE OR REPLACE TEMP TABLE overwrite_rows AS {rows}")
         previous = _count(con, "previous", target)
-        write_delta(
-            str(table_path(data_dir, table)),
-            stream(con, "SELECT * FROM overwrite_rows ORDER BY lh_source_file"),
+        write_query(
+            con,
+            "SELECT * FROM overwrite_rows ORDER BY lh_source_file",
+            table_path(data_dir, table),
             mode="overwrite",
             schema_mode="merge" if target is not None else None,
             partition_by=table.partition_by or None,
@@ -315,6 +317,22 @@ def _count(con: duckdb.DuckDBPyConnection, name: str, target: DeltaTable | None,
         return 0
     register_delta(con, name, target)
     return con.execute(f"SELECT count(*) FROM {name} WHERE {where}").fetchall()[0][0]
+
+
+def _replace_partition_rows(con: duckdb.DuckDBPyConnection, *, target: DeltaTable, rows: str, predicate: str) -> None:
+    """A re-run of an append replaces the partition's earlier rows: the files holding any of them
+    are rewritten without them, plus the new rows, in one commit (usually just that day's files)."""
+    root = local_root(target)
+    files = [path for path, _ in native_files(target)]
+    listing = "[" + ", ".join(string_literal(f) for f in files) + "]"
+    held = [r[0] for r in con.execute(
+        f"SELECT DISTINCT filename FROM read_parquet({listing}, filename = true, union_by_name = true) WHERE {predicate}"
+    ).fetchall()] if files else []
+    register_delta(con, "held", target, only=set(held))
+    kept = f"SELECT * FROM held WHERE NOT ({predicate})"
+    remove = [Path(f).relative_to(root).as_posix() for f in held]
+    query = f"SELECT * FROM ({kept}) UNION ALL BY NAME {rows}"
+    write_query(con, query, target.table_uri, mode="append", remove=remove, schema_mode="merge")
 
 
 def _partition_predicate(table: BaseTable, partition_date: date) -> str:
@@ -339,15 +357,16 @@ def _load_append(
         rows = _with_lineage(con, extracts, now)
         (result.inserted,) = con.execute(f"SELECT count(*) FROM {rows}").fetchall()[0]
         query = f"SELECT * FROM {rows} ORDER BY lh_source_file"
-        if target is None:
-            write_delta(path, stream(con, query), mode="append", partition_by=table.partition_by or None)
-            return
-        if table.recreate:
-            write_delta(path, stream(con, query), mode="overwrite", schema_mode="merge", partition_by=table.partition_by or None)
+        if target is None or table.recreate:
+            mode = "append" if target is None else "overwrite"
+            write_query(con, query, path, mode=mode, schema_mode="merge", partition_by=table.partition_by or None)
             return
         predicate = _partition_predicate(table, partition_date)
         replaced = _count(con, "previous", target, where=predicate)
-        write_delta(path, stream(con, query), mode="overwrite", predicate=predicate, schema_mode="merge")
+        if table.partition_by or native_files(target) is None:
+            write_delta(path, stream(con, query), mode="overwrite", predicate=predicate, schema_mode="merge")
+        else:
+            _replace_partition_rows(con, target=target, rows=query, predicate=predicate)
     finally:
         con.close()
     result.removed = replaced

@@ -69,13 +69,23 @@ def _native_files(dt: DeltaTable) -> list[tuple[str, dict[str, str | None]]] | N
 
 
 def register_delta(
-    con: duckdb.DuckDBPyConnection, name: str, dt: DeltaTable, split: tuple[str, tuple[str, ...]] | None = None
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    dt: DeltaTable,
+    split: tuple[str, tuple[str, ...]] | None = None,
+    only: set[str] | None = None,
 ) -> None:
     """``name`` becomes a view of the Delta table's current rows (every column of its schema).
 
     ``split=(column, values)``, for a table partitioned by ``column``, also defines one view
     ``<name>__<value>`` per value (snake_case), reading only that partition's files."""
     files = native_files(dt)
+    if only is not None and files is not None:  # some of the files (local paths), e.g. those a change rewrites
+        files = [(path, values) for path, values in files if path in only]
+        if not files:
+            con.register(f"{name}_proto", pa.schema(dt.schema().to_arrow()).empty_table())
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {name}_proto")
+            return
     schema = dt.schema().to_arrow()
     schema = pa.schema(schema)  # arro3 -> pyarrow
     if files is None or not files:
