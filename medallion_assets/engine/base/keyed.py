@@ -1,6 +1,6 @@
 """The keyed (scd1 / scd2) path of a Base load.
 
-``history.plan`` folds the batch into the table's observations (``base/_state/<table>``) and
+``history.stage_plan`` folds the batch into the table's observations (``base/_state/<table>``) and
 returns the recomputed rows of the affected keys; ``_diff`` compares them with what the table
 holds; ``_commit_keyed`` writes the difference (the table first, then the observations, see
 ``load.py``). Rows are written in key order and a day's changes replace only the key ranges they

@@ -4,7 +4,7 @@ Where things live (all under the data root):
 
 * ``base/<table>/``              the Base table users query;
 * ``base/_state/<table>/``       for scd1/scd2, the observations the table is derived from (see
-  ``history.py``): a Delta table partitioned by ``_kind``. Keeping them in Delta, next to the
+  the ``history`` package): a Delta table partitioned by ``_kind``. Keeping them in Delta, next to the
   table, rather than in a side file means they commit atomically and cannot drift;
 * ``base/_quarantine/<table>/``  rows that failed a data-quality rule, kept aside, not dropped.
 

@@ -193,11 +193,11 @@ def test_daily_deltas_with_keys_and_a_weekly_full_take_the_short_paths(seed, mon
     """Daily deltas with a keys extract and now and then a full extract, loaded in date order: a
     keys extract marks only keys with no run or an open absence, a full extract marks the versions
     the deltas brought without folding them again; the history is still the reference fold's."""
-    from medallion_assets.engine.base import history as engine
+    from medallion_assets.engine.base.history.steps import Steps
     from medallion_assets.engine.base.history import reference_history
 
     taken = {"marked": 0, "keys": 0}
-    split_marked, keys_to_mark = engine._Steps.split_marked, engine._Steps.keys_to_mark
+    split_marked, keys_to_mark = Steps.split_marked, Steps.keys_to_mark
 
     def counting_split(self):
         split_marked(self)
@@ -208,8 +208,8 @@ def test_daily_deltas_with_keys_and_a_weekly_full_take_the_short_paths(seed, mon
         taken["keys"] += relation == "k_marked"
         return relation
 
-    monkeypatch.setattr(engine._Steps, "split_marked", counting_split)
-    monkeypatch.setattr(engine._Steps, "keys_to_mark", counting_keys)
+    monkeypatch.setattr(Steps, "split_marked", counting_split)
+    monkeypatch.setattr(Steps, "keys_to_mark", counting_keys)
     _, extracts = simulate(seed, cases=150, days=14, full_share=0.3)
     assert _sorted(loaded_in_date_order(extracts)) == _sorted(reference_history([e for _, e in extracts], SPEC))
     assert taken["marked"] > 0 and taken["keys"] > 0
@@ -220,7 +220,7 @@ def test_extracts_with_exact_duplicate_rows_match_the_reference_fold(seed, monke
     """Full and delta extracts that repeat some rows exactly, loaded in date order: their repeated
     keys are listed (only those rows are deduplicated and grouped), and the history is the
     reference fold of the extracts deduplicated beforehand, where no key repeats."""
-    from medallion_assets.engine.base import history as engine
+    from medallion_assets.engine.base.history import observe as engine
     from medallion_assets.engine.base.history import reference_history
 
     repeated = []
