@@ -132,15 +132,18 @@ _SAFE_VALUE = re.compile(r"[A-Za-z0-9_.-]+")
 def _copy_partitions(con: duckdb.DuckDBPyConnection, query: str, root: Path, file_size: int, column: str) -> list[AddAction]:
     """One COPY per value of the partition column (a few values, e.g. the state's kinds), each into
     its ``column=value`` folder, the column left out of the files as Delta wants."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE partitioned_rows AS {query}")
+    whole = re.fullmatch(r"SELECT \* FROM (\w+)", query.strip())
+    source = whole.group(1) if whole else "partitioned_rows"  # a table already: read it once per value
+    if not whole:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE partitioned_rows AS {query}")
     try:
-        values = [row[0] for row in con.execute(f"SELECT DISTINCT {q(column)} FROM partitioned_rows").fetchall()]
+        values = [row[0] for row in con.execute(f"SELECT DISTINCT {q(column)} FROM {source}").fetchall()]
         adds: list[AddAction] = []
         for value in values:
             if value is None or not _SAFE_VALUE.fullmatch(str(value)):
                 raise ValueError(f"partition value {value!r} of {column!r}: only plain names are written this way")
             folder = root / f"{column}={value}"
-            subset = f"SELECT * EXCLUDE ({q(column)}) FROM partitioned_rows WHERE {q(column)} = {string_literal(str(value))}"
+            subset = f"SELECT * EXCLUDE ({q(column)}) FROM {source} WHERE {q(column)} = {string_literal(str(value))}"
             adds += [_add_action(root, f, {column: str(value)}) for f in _copy_to_parquet(con, subset, root, folder, file_size)]
         return adds
     finally:
