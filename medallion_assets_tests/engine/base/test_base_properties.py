@@ -193,8 +193,8 @@ def test_daily_deltas_with_keys_and_a_weekly_full_take_the_short_paths(seed, mon
     """Daily deltas with a keys extract and now and then a full extract, loaded in date order: a
     keys extract marks only keys with no run or an open absence, a full extract marks the versions
     the deltas brought without folding them again; the history is still the reference fold's."""
-    from medallion_assets.engine.base.history.steps import Steps
     from medallion_assets.engine.base.history import reference_history
+    from medallion_assets.engine.base.history.steps import Steps
 
     taken = {"marked": 0, "keys": 0}
     split_marked, keys_to_mark = Steps.split_marked, Steps.keys_to_mark
