@@ -180,6 +180,16 @@ def _checked(raw, con, path: Path, fmt: str, options: dict[str, Any], args, para
         raise BaseLoadError(f"{path}: cannot read {fmt} landing file: {exc}") from None
 
 
+def landing_relation(con, path: Path, fmt: str, options: dict[str, Any]):
+    """The DuckDB relation reading a local landing file (errors surface when it runs), or None for
+    an empty or remote file."""
+    if is_remote(path) or not path.is_file() or path.stat().st_size == 0:
+        return None
+    if fmt == "parquet":
+        return con.sql("SELECT * FROM read_parquet(?)", params=[str(path)])
+    return _text_relation(con, path, fmt, options)[0]
+
+
 def _csv_options(options: dict[str, Any]) -> dict[str, Any]:
     # The dialect is stated, not sniffed: a sniffer that meets a broken row falls back to another
     # dialect and loads garbage; stated, a broken row is an error with its line.

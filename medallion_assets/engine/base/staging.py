@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,15 +28,17 @@ from medallion_assets.engine.base.reader import (
     Extract,
     keeps_delete_column,
     landing_batches,
+    landing_relation,
     lineage_name,
     prepare,
     prepare_batch,
     read_landing_file,
 )
 from medallion_assets.engine.base.scan import connect
-from medallion_assets.engine.base.schema import align
+from medallion_assets.engine.base.schema import BaseLoadError, align
 from medallion_assets.engine.paths import LandingFile
 from medallion_assets.engine.sqltext import quote_identifier as q
+from medallion_assets.engine.sqltext import to_snake_case
 
 _names = itertools.count(1)
 
@@ -130,8 +133,74 @@ class _Batches:
             raise self.error
 
 
+# DuckDB types that come back from Arrow as themselves: a file of only these can be staged
+# straight from DuckDB's reader (the batch path would give the same table).
+_PLAIN_TYPES = re.compile(
+    r"(BOOLEAN|TINYINT|SMALLINT|INTEGER|BIGINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|FLOAT|DOUBLE|DECIMAL\(\d+,\d+\)|VARCHAR|DATE|TIMESTAMP|BLOB)"
+)
+
+
+def _stage_with_sql(meta: BaseTable, landing: LandingFile, fmt: str, where: str, name: str) -> int | None:
+    """The preparation as one DuckDB statement from the file, when it is only renames, casts, a
+    projection and key checks (no rules, delete condition or transformation) over plain types:
+    no batch passes through Python. Returns the rows read, or None when the batch path must run
+    (which also gives any error its exact message and row number)."""
+    if meta.transformation or meta.quality_rules or meta.delete_condition is not None:
+        return None
+    con = connect()
+    try:
+        try:
+            relation = landing_relation(con, landing.path, fmt, meta.read_options)
+            if relation is None:
+                return None
+            types = [str(t) for t in relation.types]
+            proto = relation.limit(0).to_arrow_table()
+        except (duckdb.Error, BaseLoadError):
+            return None
+        if not all(_PLAIN_TYPES.fullmatch(t) for t in types):
+            return None
+        out = prepare_batch(proto, meta, landing.load_type, where)[0]  # raises what the batch path raises
+        shaped = _shape_names(meta, list(relation.columns))
+        select = ", ".join(_source_expression(meta, shaped[c], c) for c in out.column_names)
+        try:
+            relation.project(select).create(name)
+        except duckdb.Error:
+            con.execute(f"DROP TABLE IF EXISTS {name}")
+            return None
+        keys = meta.business_keys if (meta.keyed or landing.load_type == "keys") else []
+        nulls = " OR ".join(f"{q(k)} IS NULL" for k in keys)
+        stored = [t for _, t in con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {name})").fetchall()]
+        if (nulls and con.execute(f"SELECT count(*) FROM {name} WHERE {nulls}").fetchall()[0][0]) or not all(
+            _PLAIN_TYPES.fullmatch(t) for t in stored
+        ):
+            con.execute(f"DROP TABLE {name}")
+            return None
+        return con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
+    finally:
+        con.close()
+
+
+def _shape_names(meta: BaseTable, raw: list[str]) -> dict[str, str]:
+    """Each prepared column name and the file's column it comes from (translations, snake_case)."""
+    out = {}
+    for column in raw:
+        out[to_snake_case(meta.translations.get(column, column))] = column
+    return out
+
+
+def _source_expression(meta: BaseTable, source: str, column: str) -> str:
+    if column in meta.column_types:
+        return f"CAST({q(source)} AS {meta.column_types[column]}) AS {q(column)}"
+    return f"{q(source)} AS {q(column)}"
+
+
 def _stage_file(meta: BaseTable, landing: LandingFile, fmt: str, where: str) -> tuple[StagedRows, pa.Table | None, int]:
     name = _new_name("rows")
+    read = _stage_with_sql(meta, landing, fmt, where, name)
+    if read is not None:
+        aside: list[pa.Table] = []
+        staged = _finish_staging(meta, landing, name, aside)
+        return staged, (pa.concat_tables(aside, promote_options="permissive") if aside else None), read
     with landing_batches(landing.path, fmt, meta.read_options) as (schema, batches):
         proto, _ = prepare_batch(schema.empty_table(), meta, landing.load_type, where)
         prepared = _Batches(batches, meta, landing.load_type, where, proto.schema)
@@ -145,23 +214,38 @@ def _stage_file(meta: BaseTable, landing: LandingFile, fmt: str, where: str) -> 
                 raise
             prepared.reraise()
             con.unregister("incoming")
-            keys = meta.business_keys if meta.keyed and landing.load_type != "keys" else ()
-            staged = _describe(con, name, keys=keys)
-            if keys:
-                staged, ambiguous = _set_aside_ambiguous(con, staged, meta)
-                if ambiguous is not None:
-                    prepared.quarantine.append(ambiguous)
-            if keeps_delete_column(meta) and landing.load_type != "keys":
-                con.execute(f"ALTER TABLE {name} DROP COLUMN {q(meta.delete_condition.column)}")
-                staged = StagedRows(name, pa.schema([f for f in staged.schema if f.name != meta.delete_condition.column]),
-                                    staged.num_rows, staged.repeated, staged.owned)
         except BaseException:
             con.execute(f"DROP TABLE IF EXISTS {name}")
             raise
         finally:
             con.close()
+    staged = _finish_staging(meta, landing, name, prepared.quarantine)
     quarantine = pa.concat_tables(prepared.quarantine, promote_options="permissive") if prepared.quarantine else None
     return staged, quarantine, prepared.read
+
+
+def _finish_staging(meta: BaseTable, landing: LandingFile, name: str, quarantine: list[pa.Table]) -> StagedRows:
+    """The checks across rows on a staged file: repeated keys listed, ambiguous keys set aside
+    (appended to ``quarantine``), the delete condition's column dropped once the flag is set."""
+    con = connect()
+    try:
+        keys = meta.business_keys if meta.keyed and landing.load_type != "keys" else ()
+        staged = _describe(con, name, keys=keys)
+        if keys:
+            staged, ambiguous = _set_aside_ambiguous(con, staged, meta)
+            if ambiguous is not None:
+                quarantine.append(ambiguous)
+        if keeps_delete_column(meta) and landing.load_type != "keys":
+            column = meta.delete_condition.column
+            con.execute(f"ALTER TABLE {name} DROP COLUMN {q(column)}")
+            kept = pa.schema([f for f in staged.schema if f.name != column])
+            staged = StagedRows(name, kept, staged.num_rows, staged.repeated, staged.owned)
+        return staged
+    except BaseException:
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+        raise
+    finally:
+        con.close()
 
 
 def _set_aside_ambiguous(con: duckdb.DuckDBPyConnection, staged: StagedRows, meta: BaseTable) -> tuple[StagedRows, pa.Table | None]:
