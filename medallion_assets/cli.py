@@ -115,6 +115,21 @@ def _run_sources_discover(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from medallion_assets.common.instance_url import InstanceUrlError, check_instance_url
+
+    try:
+        check_instance_url()
+        if args.command in ("run", "demo"):
+            from medallion_assets.engine.catalog import load_project_metadata
+
+            load_project_metadata()  # a mistake in the metadata stops the command before any run
+        return _dispatch(args)
+    except (MetadataError, InstanceUrlError) as exc:
+        print(f"medallion: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args) -> int:
     if args.data_dir:
         os.environ[DATA_DIR_ENV] = str(resolve_data_dir(args.data_dir))
     data_dir = resolve_data_dir()
@@ -153,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             days = advance_sample(data_dir, days=args.days)
             print(f"source moved forward to {days[-1]}; materialize its partition to land it")
-    except (SampleError, SourceReadError, MetadataError, FileExistsError) as exc:
+    except (SampleError, SourceReadError, FileExistsError) as exc:
         print(f"medallion: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -77,11 +77,13 @@ def run_days(days: list[date], *, log: Callable[[str], None] = print) -> list[Da
     from medallion_assets.orchestration.launch import code_location_launcher
 
     home = dagster_home()
+    output = home / "logs" / f"medallion-{time.strftime('%Y%m%dT%H%M%S')}.log"
     log(f"Dagster instance: {home}")
+    log(f"step output: {output}")
     # Step-by-step Dagster logs go to the instance (and the UI); the terminal shows progress.
     run_config = {**_parallel(), "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     runs: list[DayRun] = []
-    with dg.DagsterInstance.get() as instance, code_location_launcher(instance) as launch:
+    with dg.DagsterInstance.get() as instance, code_location_launcher(instance, output=output) as launch:
         for number, day in enumerate(days, start=1):
             t0 = time.perf_counter()
             finished = launch("medallion_daily", run_config=run_config, tags={"dagster/partition": day.isoformat()})
@@ -92,10 +94,24 @@ def run_days(days: list[date], *, log: Callable[[str], None] = print) -> list[Da
                 f"[{number}/{len(days)}] {day}: {run.materialized} assets materialized, "
                 f"{run.rows:,} rows, {run.seconds:.1f}s (run {run.run_id[:8]}){status}"
             )
+            for asset, rows in _quarantined(finished):
+                log(f"  warning: {asset}: {rows:,} rows kept aside in quarantine (base/_quarantine)")
             if not run.success:
-                log(f"stopped: see run {run.run_id} in the UI (scripts/ui) for the error")
+                for step, message in finished.step_errors:
+                    log(f"  {step.replace('__', '/')}: {message}")
+                log(f"stopped: see run {run.run_id} in the UI (scripts/ui) for the whole error")
                 break
     return runs
+
+
+def _quarantined(finished: FinishedRun) -> list[tuple[str, int]]:
+    """Each table of the run that kept rows aside in quarantine, and how many."""
+    out = []
+    for materialization in finished.materializations:
+        value = materialization.metadata.get("quarantined")
+        if value is not None and value.value:
+            out.append((materialization.asset_key.to_user_string(), int(value.value)))
+    return out
 
 
 def _day_run(day: date, finished: FinishedRun, *, seconds: float) -> DayRun:

@@ -46,6 +46,23 @@ class SourceUnavailable(SourceReadError):
     """The source system cannot be read (missing or locked database, missing drop folder)."""
 
 
+def check_named_columns(system: SourceSystem, obj: SourceObject, columns: list[str], *, what: str) -> None:
+    """Every column the object's metadata names (``primary_key``, ``watermark_column``,
+    ``columns``) is among ``columns``, what the source gives; else an error naming the metadata
+    file, the object, the field and the column (not retried: the metadata must change)."""
+    have = {c.lower() for c in columns}
+    named = [("primary_key", c) for c in obj.primary_key] + [("columns", c) for c in obj.columns or []]
+    if obj.watermark_column:
+        named.append(("watermark_column", obj.watermark_column))
+    for field_name, column in named:
+        if column.lower() not in have:
+            raise SourceReadError(
+                f"{system.file}: object {obj.name!r}, field {field_name!r}: column {column!r} is not in {what} "
+                f"(its columns: {', '.join(columns)})",
+                transient=False,
+            )
+
+
 def database_url_for(system: SourceSystem, lookup: Callable[[str], str | None]) -> str | None:
     """The SQL database URL of ``system``, looked up by the environment variable its metadata
     names (``lookup`` is the caller's: Dagster's ``EnvVar`` in assets, the environment in the CLI).
@@ -264,7 +281,11 @@ def _extract_from_database(
             )
             final = landing_file_path(data_dir, system.source, obj.name, load_type, partition_date, extracted_at, obj.format)
             watch = obj.watermark_column if load_type != "keys" else None
-            landed = land_batches(database.read(extract), final, obj, watermark_column=watch)
+            reader = database.read(extract)
+            if load_type != "keys":
+                named = obj.model_copy(update={"columns": None}) if obj.columns else obj  # the SELECT named them
+                check_named_columns(system, named, reader.schema.names, what=f"what {label} returns")
+            landed = land_batches(reader, final, obj, watermark_column=watch)
             result.files.append(WrittenFile(final, load_type, landed.rows, final.stat().st_size))
             log(f"{system.source}.{obj.name}: {load_type} extract of {landed.rows} rows -> {final}")
             if watch:
@@ -341,6 +362,8 @@ def _extract_from_duckdb(
         load_types = plan_load_types(obj, partition_date, partition_start, previous_watermark)
         result = _start_result(system, obj, partition_date, extracted_at)
         table = quote_identifier(obj.source_table)
+        found = [d[0] for d in con.execute(f"SELECT * FROM {table} LIMIT 0").description]
+        check_named_columns(system, obj, found, what=f"the source table {obj.source_table!r}")
         columns = ", ".join(quote_identifier(c) for c in obj.columns) if obj.columns else "*"
         for load_type in load_types:
             where, params = "", []

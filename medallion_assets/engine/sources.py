@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from medallion_assets.engine.metadata import MetadataError, StrictModel, load_model, metadata_root
 from medallion_assets.engine.policies import RetrySettings
@@ -213,6 +213,12 @@ class SourceSystem(StrictModel):
     description: str = ""
     connection: Connection
     objects: dict[str, SourceObject]
+    _file: Path | None = PrivateAttr(default=None)
+
+    @property
+    def file(self) -> str:
+        """The metadata file this system was read from, for messages."""
+        return str(self._file) if self._file else f"sources/{self.source}.yaml"
 
     @field_validator("source")
     @classmethod
@@ -253,6 +259,7 @@ def load_source_file(path: Path) -> SourceSystem:
     system = load_model(path, SourceSystem, entry_label="object")
     if system.source != path.stem:
         raise MetadataError(f"{path}: field 'source': {system.source!r} must match the file name {path.stem!r}")
+    system._file = path
     return system
 
 

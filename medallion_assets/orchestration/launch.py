@@ -15,16 +15,22 @@ a run leaves the queue, so no daemon need be running.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 from dagster._core.remote_representation.code_location import CodeLocation
 from dagster._core.remote_representation.external import RemoteJob, RemoteRepository
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import ModuleTarget
+from dagster._utils.error import SerializableErrorInfo
+
+from medallion_assets.engine.metadata import MetadataError
 
 LOCATION_NAME = "medallion_assets"
 DEFINITIONS_MODULE = "medallion_assets.definitions"
@@ -37,17 +43,48 @@ class FinishedRun:
     success: bool
     materializations: list[dg.AssetMaterialization]
     failed_steps: tuple[str, ...]
+    step_errors: tuple[tuple[str, str], ...] = ()  # (step key, the error's message) per failure
+
+
+def error_message(error: SerializableErrorInfo | None) -> str:
+    """The message a user needs from a Dagster error: the innermost cause raised by the code
+    (Dagster's wrappers around it dropped), its first line, without class name or traceback."""
+    if error is None:
+        return "unknown error"
+    error = _innermost(error)
+    first = error.message.strip().split("\n", 1)[0]
+    head, separator, rest = first.partition(": ")
+    if separator and error.cls_name and head.rsplit(".", 1)[-1] == error.cls_name:  # "module.Class: message"
+        first = rest
+    return first or error.cls_name or "unknown error"
+
+
+def _innermost(error: SerializableErrorInfo) -> SerializableErrorInfo:
+    while error.cause is not None and error.cls_name in _WRAPPERS:
+        error = error.cause
+    return error
+
+
+_WRAPPERS = {"Failure", "DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError", "DagsterUserCodeLoadError",
+             "DagsterImportError", "DagsterUserCodeProcessError"}
 
 
 @contextmanager
-def code_location_launcher(instance: dg.DagsterInstance) -> Iterator[Callable[..., FinishedRun]]:
+def code_location_launcher(instance: dg.DagsterInstance, *, output: Path | None = None) -> Iterator[Callable[..., FinishedRun]]:
     """``run(job_name, run_config=..., tags=...)``: launches one run of the code location's job
-    and waits for it to finish. The code server lives as long as the context."""
+    and waits for it to finish. The code server lives as long as the context. With ``output``,
+    what the code server and the runs it starts print (step logs, tracebacks) is appended to that
+    file instead of this terminal; the instance keeps every event as always."""
     target = ModuleTarget(module_name=DEFINITIONS_MODULE, attribute=None, working_directory=None, location_name=LOCATION_NAME)
-    with WorkspaceProcessContext(instance, target, code_server_log_level="WARNING") as process_context:
+    with _children_write_to(output):  # the code server starts here and keeps these streams
+        process_context = WorkspaceProcessContext(instance, target, code_server_log_level="WARNING")
+    with process_context:
         workspace = process_context.create_request_context()
         if workspace.has_code_location_error(LOCATION_NAME):
-            raise RuntimeError(f"code location {LOCATION_NAME!r} failed to load: {workspace.get_code_location_error(LOCATION_NAME)}")
+            error = workspace.get_code_location_error(LOCATION_NAME)
+            if _innermost(error).cls_name == MetadataError.__name__:  # the user's metadata: its one line
+                raise MetadataError(error_message(error))
+            raise RuntimeError(f"code location {LOCATION_NAME!r} failed to load: {error}")
         location = workspace.get_code_location(LOCATION_NAME)
         (repository,) = location.get_repositories().values()
 
@@ -62,6 +99,28 @@ def code_location_launcher(instance: dg.DagsterInstance) -> Iterator[Callable[..
                 raise
 
         yield run
+
+
+@contextmanager
+def _children_write_to(path: Path | None) -> Iterator[None]:
+    """Processes started inside the context inherit ``path`` as their stdout and stderr."""
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = (os.dup(1), os.dup(2))
+    try:
+        with open(path, "ab", buffering=0) as out:
+            os.dup2(out.fileno(), 1)
+            os.dup2(out.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
 
 
 def _create_run(
@@ -106,7 +165,11 @@ def _wait(instance: dg.DagsterInstance, run_id: str) -> FinishedRun:
     kinds = {dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.STEP_FAILURE}
     events = [entry.dagster_event for entry in instance.all_logs(run_id, of_type=kinds) if entry.dagster_event]
     materialized = [e.event_specific_data.materialization for e in events if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION]
-    failed = tuple(e.step_key for e in events if e.event_type == dg.DagsterEventType.STEP_FAILURE and e.step_key)
+    failures = [e for e in events if e.event_type == dg.DagsterEventType.STEP_FAILURE and e.step_key]
     return FinishedRun(
-        run_id=run_id, success=dagster_run.status == dg.DagsterRunStatus.SUCCESS, materializations=materialized, failed_steps=failed
+        run_id=run_id,
+        success=dagster_run.status == dg.DagsterRunStatus.SUCCESS,
+        materializations=materialized,
+        failed_steps=tuple(e.step_key for e in failures),
+        step_errors=tuple((e.step_key, error_message(e.event_specific_data.error)) for e in failures),
     )

@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from medallion_assets.engine.metadata import (
     MetadataError,
@@ -144,6 +144,12 @@ class BaseTable(StrictModel):
     delete_condition: DeleteCondition | None = None
     retry: RetrySettings | None = Field(default=None, description="asset retry policy; project defaults when unset")
     timeout_seconds: float | None = Field(default=None, gt=0, description="step timeout; project default when unset")
+    _file: Path | None = PrivateAttr(default=None)
+
+    @property
+    def file(self) -> str:
+        """The metadata file this table was declared in, for messages."""
+        return str(self._file) if self._file else "its base metadata file"
 
     @field_validator("object", "source", "name")
     @classmethod
@@ -310,6 +316,7 @@ def load_base_file(path: Path, sources_folder: Path | None = None) -> BaseFile:
     except ValidationError as exc:
         raise MetadataError(describe_validation_error(path, exc, entry_label="table")) from None
     for obj, table in model.tables.items():
+        table._file = path
         for ref in table.landing:
             for what, value in (("source", ref.source), ("object", ref.object)):
                 if not is_snake_case(value):

@@ -8,7 +8,7 @@ transformation, projection, key checks, delete events, data-quality rules, exact
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -291,10 +291,23 @@ def _cast_types(table: pa.Table, column_types: dict[str, str], where: str) -> pa
         con.close()
 
 
+def check_named_columns(table: pa.Table, meta: BaseTable, where: str, *, fields: Sequence[str]) -> None:
+    """Every column the table's metadata names in ``fields`` is in the landed data: else an error
+    naming the landing file, the metadata file, the field and the column (not retried)."""
+    for field_name in fields:
+        value = getattr(meta, field_name)
+        named = [value] if isinstance(value, str) else list(value or [])
+        for column in named:
+            if column not in table.column_names:
+                label = "business key column" if field_name == "business_keys" else "column"
+                raise BaseLoadError(
+                    f"{where}: {label} {column!r} is missing: field {field_name!r} of table {meta.name!r} in {meta.file} "
+                    f"names it (columns: {', '.join(table.column_names)})"
+                )
+
+
 def _check_keys(table: pa.Table, keys: list[str], where: str, *, first_row: int = 1) -> None:
     for key in keys:
-        if key not in table.column_names:
-            raise BaseLoadError(f"{where}: business key column {key!r} is missing (columns: {', '.join(table.column_names)})")
         nulls = pc.is_null(table.column(key))
         if pc.any(nulls).as_py():
             row = pc.index(nulls, True).as_py() + first_row
@@ -470,26 +483,21 @@ def _shape(raw: pa.Table, meta: BaseTable, load_type: str, where: str, *, first_
     table = normalise_names(table, where)
     table = _cast_types(table, meta.column_types, where)
     if load_type == "keys":
+        check_named_columns(table, meta, where, fields=["business_keys"])
         _check_keys(table, meta.business_keys, where, first_row=first_row)
         return table.select(meta.business_keys)
     if transform and meta.transformation:
         table = normalise_names(plain_types(_apply_transformation(table, meta.transformation, where)), where)
     if meta.columns is not None:
-        missing = [c for c in meta.columns if c not in table.column_names]
-        if missing:
-            raise BaseLoadError(f"{where}: projected column(s) {missing} are missing (columns: {', '.join(table.column_names)})")
+        check_named_columns(table, meta, where, fields=["columns"])
         table = table.select(list(meta.columns) + ([meta.delete_condition.column] if keeps_delete_column(meta) else []))
+    named = ["business_keys"] if meta.keyed else []
+    check_named_columns(table, meta, where, fields=[*named, "modify_date_column", "partition_by", "history_columns"])
     reserved = [c for c in table.column_names if c.startswith("lh_")]
     if reserved:
         raise BaseLoadError(f"{where}: column(s) {reserved} use the reserved lh_ prefix")
     if meta.keyed:
         _check_keys(table, meta.business_keys, where, first_row=first_row)
-    if meta.modify_date_column and meta.modify_date_column not in table.column_names:
-        raise BaseLoadError(f"{where}: modify_date_column {meta.modify_date_column!r} is missing")
-    if meta.partition_by:
-        missing = [c for c in meta.partition_by if c not in table.column_names]
-        if missing:
-            raise BaseLoadError(f"{where}: partition_by column(s) {missing} are missing")
     return table
 
 
