@@ -3,7 +3,6 @@ files fail the code location, switched-off objects take their dependents with th
 `medallion run` materializes every layer of that folder's sources."""
 
 import os
-import shutil
 import subprocess
 import sys
 from datetime import date
@@ -19,20 +18,7 @@ from medallion_assets.engine.catalog import load_project_metadata
 from medallion_assets.engine.metadata import MetadataError
 from medallion_assets.engine.project import first_landing_day
 
-SHOP = Path(__file__).parent / "fixtures" / "shop_metadata"
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def shop(tmp_path, monkeypatch):
-    """A copy of the shop metadata folder, selected through MEDALLION_METADATA_DIR, and an empty lake."""
-    folder = tmp_path / "metadata"
-    shutil.copytree(SHOP, folder)
-    lake = tmp_path / "lake"
-    lake.mkdir()
-    monkeypatch.setenv("MEDALLION_METADATA_DIR", str(folder))
-    monkeypatch.setenv("MEDALLION_DATA_DIR", str(lake))
-    return folder
 
 
 def _keys(defs: dg.Definitions) -> set[str]:

@@ -51,7 +51,14 @@ def error_message(error: SerializableErrorInfo | None) -> str:
     (Dagster's wrappers around it dropped), its first line, without class name or traceback."""
     if error is None:
         return "unknown error"
-    error = _innermost(error)
+    suffix = ""
+    if error.message.startswith("Exceeded max_retries") and error.cause is not None:  # the retry policy gave up
+        suffix = f" (failed again after {error.message.strip().rsplit(' ', 1)[-1]} retries)"
+        error = error.cause
+    return _first_line(_innermost(error)) + suffix
+
+
+def _first_line(error: SerializableErrorInfo) -> str:
     first = error.message.strip().split("\n", 1)[0]
     head, separator, rest = first.partition(": ")
     if separator and error.cls_name and head.rsplit(".", 1)[-1] == error.cls_name:  # "module.Class: message"
@@ -65,8 +72,10 @@ def _innermost(error: SerializableErrorInfo) -> SerializableErrorInfo:
     return error
 
 
-_WRAPPERS = {"Failure", "DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError", "DagsterUserCodeLoadError",
-             "DagsterImportError", "DagsterUserCodeProcessError"}
+_WRAPPERS = {  # Dagster's errors around the one the code raised
+    "Failure", "DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError",
+    "DagsterUserCodeLoadError", "DagsterImportError", "DagsterUserCodeProcessError",
+}
 
 
 @contextmanager

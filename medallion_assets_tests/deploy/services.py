@@ -101,12 +101,6 @@ def generate_sample(lake: Path, sample: list[str]) -> None:
     assert generated.returncode == 0, generated.stderr
 
 
-def sqlalchemy_url(postgres_url: str) -> str:
-    """The URL as dagster-postgres needs it: SQLAlchemy >= 2.1 maps a bare ``postgresql://`` to
-    psycopg 3, while dagster-postgres installs psycopg2, so the driver is named."""
-    return "postgresql+psycopg2://" + postgres_url.split("://", 1)[1]
-
-
 @contextlib.contextmanager
 def deployed_dagster(
     root: Path, postgres_url: str, sample: list[str], extra_env: dict[str, str] | None = None
@@ -118,7 +112,7 @@ def deployed_dagster(
         folder.mkdir(parents=True)
     shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
     generate_sample(lake, sample)
-    instance_url = sqlalchemy_url(postgres_url)
+    instance_url = postgres_url  # the bare postgresql:// a user copies (deploy/dagster.yaml names the driver)
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
