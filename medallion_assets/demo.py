@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from medallion_assets.engine.lake import as_path, open_delta
+from medallion_assets.engine.lake import as_path, is_remote, local_dir, open_delta
 from medallion_assets.engine.paths import LOAD_TYPES, repository_root
 from medallion_assets.engine.sample import default_sample_start, generate_sample, sample_exists
 
@@ -149,6 +149,8 @@ def run_demo(
 ) -> list[DayRun]:
     """Generate the sample if absent (its window ends yesterday by default), then `run` every landed day."""
     started = time.perf_counter()
+    if is_remote(data_dir):
+        log(f"local working folder of {data_dir} (sample source, locks, spill): {local_dir(data_dir)}")
     if sample_exists(data_dir):
         log(f"sample found in {data_dir}; using it (remove {data_dir} to start over)")
     else:

@@ -9,7 +9,11 @@ Tables are compared as test_crash_safety does: every column but the load-time st
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +34,7 @@ from medallion_assets.engine.sources import load_sources
 from medallion_assets_tests.crash_worker import run_base, run_curated, sample_days
 from medallion_assets_tests.lake_contents import LOAD_STAMPS, landing_contents
 from medallion_assets_tests.lake_contents import rows as sorted_rows
-from medallion_assets_tests.s3_server import ACCESS_KEY, SECRET_KEY, create_bucket, s3_environment
+from medallion_assets_tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, create_bucket, s3_environment
 
 pytestmark = pytest.mark.slow  # the sample's three days twice, plus SIGKILL trials, over HTTP
 
@@ -269,3 +273,43 @@ def test_medallion_daily_on_an_s3_lake_loads_the_same_base_tables(run, monkeypat
     curated = {n for n in table_contents(daily) if n.startswith("curated/")}
     assert curated == {n for n in table_contents(run.local) if n.startswith("curated/")}
     assert (run.local_dir / "warehouse.duckdb").is_file()
+
+
+def _recreate_bucket(endpoint: str, name: str) -> None:
+    """The bucket deleted with all it holds and created again: a new, empty lake at the same URI."""
+    import boto3
+
+    s3 = boto3.resource("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+                        region_name=REGION)
+    bucket = s3.Bucket(name)
+    bucket.objects.all().delete()
+    bucket.delete()
+    create_bucket(endpoint, name)
+
+
+@pytest.mark.slow
+def test_two_demos_on_two_fresh_lakes_at_one_uri_both_work(s3_server, tmp_path):
+    """Without MEDALLION_LOCAL_DIR the local working folder is scoped by the lake's own id, so a
+    second demo on a new bucket at the same URI never meets the first lake's sample database."""
+    bucket = f"medallion-demo-{uuid.uuid4().hex[:8]}"
+    create_bucket(s3_server, bucket)
+    uri = f"s3://{bucket}/lake"
+    env = {k: v for k, v in os.environ.items() if k != "MEDALLION_LOCAL_DIR"}
+    env.update(s3_environment(s3_server), TMPDIR=str(tmp_path / "tmp"), MEDALLION_DATA_DIR=uri)
+    (tmp_path / "tmp").mkdir()
+    folders = []
+    for attempt in (1, 2):
+        if attempt == 2:
+            _recreate_bucket(s3_server, bucket)
+        env["DAGSTER_HOME"] = str(tmp_path / f"home{attempt}")
+        done = subprocess.run(
+            [sys.executable, "-m", "medallion_assets.cli", "demo", "--days", "1", "--customers", "100", "--order-lines", "500"],
+            capture_output=True, text=True, timeout=1800, env=env,
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        (line,) = [x for x in done.stdout.splitlines() if x.startswith("local working folder of ")]
+        folder = Path(line.rsplit(": ", 1)[1])
+        assert folder.is_relative_to(tmp_path / "tmp") and (folder / "sources").is_dir()
+        assert "generating the sample" in done.stdout and "curated.fact_sales" in done.stdout
+        folders.append(folder)
+    assert folders[0] != folders[1]

@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -317,7 +318,40 @@ def local_dir(data_dir: Path | LakePath) -> Path:
     if explicit:
         return Path(explicit).expanduser().resolve()
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", data_dir.lake.uri)
-    return Path(tempfile.gettempdir()) / "medallion-local" / slug
+    # Scoped by the lake's own id: a new bucket at the same URI never meets an old lake's files.
+    return Path(tempfile.gettempdir()) / "medallion-local" / f"{slug}-{lake_id(data_dir)[:12]}"
+
+
+LAKE_ID_KEY = "_medallion/lake_id"
+
+
+def lake_id(data_dir: LakePath) -> str:
+    """The remote lake's identity: a random id kept at ``_medallion/lake_id`` in the lake, written
+    by the first process that asks (the one that reads it back after writing wins a race)."""
+    return _lake_id(data_dir.lake.uri, _credentials_fingerprint())
+
+
+@lru_cache(maxsize=32)
+def _lake_id(uri: str, fingerprint: str) -> str:
+    marker = _from_uri(uri) / LAKE_ID_KEY
+    filesystem = marker.lake.filesystem
+    for attempt in range(2):
+        try:
+            with filesystem.open_input_stream(marker.fs_path) as stream:
+                value = stream.read().decode().strip()
+            if value:
+                return value
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise LakeError(f"data root {uri}: cannot read {LAKE_ID_KEY}: {exc}") from None
+        if attempt == 0:
+            try:
+                with filesystem.open_output_stream(marker.fs_path) as stream:
+                    stream.write(uuid.uuid4().hex.encode())
+            except OSError as exc:
+                raise LakeError(f"data root {uri}: cannot write {LAKE_ID_KEY} (or set {LOCAL_DIR_ENV}): {exc}") from None
+    raise LakeError(f"data root {uri}: {LAKE_ID_KEY} is empty")
 
 
 def local_lock_file(lock_file: Path | LakePath) -> Path:
