@@ -177,7 +177,7 @@ def _check_schema(schema: pa.Schema, extract: Extract) -> None:
     column = extract.watermark_column
     if column and extract.distinct is None:
         if column not in schema.names:
-            raise SourceReadError(f"{extract.label}: watermark column {column!r} is not in the extract", transient=False)
+            raise SourceReadError(f"{extract.label}: field 'watermark_column': column {column!r} is not in the extract", transient=False)
         kind = schema.field(column).type
         if not pa.types.is_timestamp(kind):
             raise SourceReadError(
@@ -337,6 +337,17 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
+def _driver_missing(source: str, url: str, exc: Exception) -> str:
+    dialect, _, driver = url.split(":", 1)[0].partition("+")
+    installed = "medallion installs the drivers of postgresql://, mysql:// and mariadb://"
+    if driver and dialect in ("postgresql", "postgres", "mysql", "mariadb"):
+        return (
+            f"source {source!r}: the database URL names the driver {driver!r}, which is not installed here ({exc}); "
+            f"write {dialect}:// without a driver ({installed}) or install that driver"
+        )
+    return f"source {source!r}: no SQLAlchemy dialect for {dialect!r} is installed here ({exc}); {installed}; install the dialect for another"
+
+
 # --- everything else through SQLAlchemy ------------------------------------------------------
 
 
@@ -346,7 +357,10 @@ class _SqlAlchemy(_Backend):
 
         self._sa = sa
         self._owner = owner
-        self._engine = sa.create_engine(sqlalchemy_url(url), poolclass=sa.pool.NullPool)
+        try:
+            self._engine = sa.create_engine(sqlalchemy_url(url), poolclass=sa.pool.NullPool)
+        except (ImportError, sa.exc.NoSuchModuleError) as exc:
+            raise SourceReadError(_driver_missing(owner.source, url, exc), transient=False) from None
         self._con = self._engine.connect()
         if self._engine.dialect.name in ("mysql", "mariadb"):
             self._con.exec_driver_sql("SET time_zone = '+00:00'")

@@ -107,13 +107,15 @@ def test_a_full_extract_mode_and_included_columns(tmp_path, pg):
         ({"table": "missing_table"}, [], 'relation "missing_table" does not exist'),
         ({"columns": ["customer_id", "nope"]}, [], 'column "nope" does not exist'),
         ({"watermark_column": "name"}, [], "watermark column 'name' is string, not a timestamp"),
+        ({"primary_key": ["customer_no"]}, [], "field 'primary_key': column 'customer_no' is not in what source 'shop'"),
+        ({"watermark_column": "changed_at"}, [], "field 'watermark_column': column 'changed_at' is not in the extract"),
         (
             {"query": "select c.customer_id, c.customer_id, c.modified_at from customer c", "keys_extract": False},
             [],
             "duplicate column names ['customer_id']",
         ),
     ],
-    ids=["missing table", "missing column", "text watermark", "duplicate columns"],
+    ids=["missing table", "missing column", "text watermark", "missing primary key", "missing watermark", "duplicate columns"],
 )
 def test_bad_objects_fail_clearly_and_keep_what_already_landed(tmp_path, pg, obj, statements, expected):
     landed = extract(tmp_path, pg, D1)  # a good extract, already in place
@@ -147,6 +149,23 @@ def test_connection_errors_name_the_source_never_the_password(tmp_path, url, tra
     assert failure.value.__cause__ is None and failure.value.__suppress_context__
     assert failure.value.transient is transient
     assert not (tmp_path / "landing").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (f"mysql+mysqldb://root:{SECRET}@127.0.0.1:3306/mysql", "names the driver 'mysqldb', which is not installed here"),
+        (f"snowflake://u:{SECRET}@account/db", "no SQLAlchemy dialect for 'snowflake' is installed here"),
+    ],
+    ids=["driver not installed", "no dialect"],
+)
+def test_a_driver_that_is_not_installed_is_named_with_what_to_write(tmp_path, url, expected):
+    with pytest.raises(SourceReadError) as failure:
+        extract(tmp_path, url, D1)
+    text = str(failure.value)
+    assert expected in text and "source 'shop'" in text and SECRET not in text
+    assert "medallion installs the drivers of postgresql://, mysql:// and mariadb://" in text
+    assert failure.value.transient is False
 
 
 def test_redact_removes_url_and_password():
