@@ -345,7 +345,7 @@ def _driver_missing(source: str, url: str, exc: Exception) -> str:
             f"source {source!r}: the database URL names the driver {driver!r}, which is not installed here ({exc}); "
             f"write {dialect}:// without a driver ({installed}) or install that driver"
         )
-    return f"source {source!r}: no SQLAlchemy dialect for {dialect!r} is installed here ({exc}); {installed}; install the dialect for another"
+    return f"source {source!r}: no SQLAlchemy dialect for {dialect!r} is installed here ({exc}); {installed}; install that dialect"
 
 
 # --- everything else through SQLAlchemy ------------------------------------------------------
