@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from medallion_assets.engine.database import Extract, SourceReadError, SqlSource
 from medallion_assets.engine.files import atomic_path, copy_file_atomic
 from medallion_assets.engine.lake import as_path, local_copy, local_dir
-from medallion_assets.engine.memory import budgeted, new_database
+from medallion_assets.engine.memory import budgeted, configure, new_database
 from medallion_assets.engine.paths import (
     LandingFile,
     inside,
@@ -133,9 +133,12 @@ def _open_database(data_dir: Path, system: SourceSystem) -> duckdb.DuckDBPyConne
             f"(connection.database in its source metadata; for the sample run `medallion sample generate`)"
         )
     try:
-        return duckdb.connect(str(db_path), read_only=True)
+        con = duckdb.connect(str(db_path), read_only=True)
     except duckdb.Error as exc:
         raise SourceUnavailable(f"source {system.source!r}: cannot open database {db_path}: {exc}") from exc
+    configure(con)  # the budget and no progress bar; an extract keeps the source's row order
+    con.execute("SET preserve_insertion_order = true")
+    return con
 
 
 def _source_now(con: duckdb.DuckDBPyConnection, system: SourceSystem) -> datetime:
