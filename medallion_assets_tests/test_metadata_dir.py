@@ -183,6 +183,26 @@ def test_medallion_run_materializes_every_layer_of_a_team_source(shop, tmp_path,
         schema = event.asset_materialization.metadata["dagster/column_schema"].value
         described = {c.name: c.description for c in schema.columns}
         assert described["price"] == "List price in euros."
+        _assert_column_lineage(instance)
+
+
+def _lineage(instance: dg.DagsterInstance, *key: str) -> dict[str, set[tuple[str, str]]]:
+    event = instance.get_latest_materialization_event(dg.AssetKey(list(key)))
+    lineage = event.asset_materialization.metadata["dagster/column_lineage"].value
+    return {c: {(d.asset_key.to_user_string(), d.column_name) for d in deps} for c, deps in lineage.deps_by_column.items()}
+
+
+def _assert_column_lineage(instance: dg.DagsterInstance) -> None:
+    """Every base column to its landing column, every curated column to the base columns its SQL
+    computes it from, the mapped keys also to the dimension they resolve against."""
+    item = _lineage(instance, "base", "shop_item")
+    assert item["price"] == {("landing/shop_item", "price")} and item["lh_valid_from"] == set()
+    dim = _lineage(instance, "curated", "dim_item")
+    assert dim["item_name"] == {("base/shop_item", "name")} and dim["item_id"] == set()
+    fact = _lineage(instance, "curated", "fact_sale")
+    assert fact["amount"] == {("base/shop_sale", "amount")}
+    assert fact["item_id"] == {("base/shop_sale", "item_id"), ("curated/dim_item", "item_id")}
+    assert fact["calendar_sold_key"] == {("base/shop_sale", "sold_on"), ("curated/dim_calendar", "calendar_key")}
 
 
 def test_run_refuses_a_reversed_range(shop):

@@ -7,13 +7,14 @@ from typing import Any
 import dagster as dg
 
 from medallion_assets.base.checks import build_base_checks
-from medallion_assets.common.observability import LoadSummary, load_metadata
+from medallion_assets.common.observability import LoadSummary, column_lineage, load_metadata
 from medallion_assets.common.partitions import daily_partitions
 from medallion_assets.common.policies import guarded_step, retry_policy
 from medallion_assets.common.pools import table_pool
 from medallion_assets.common.resources import LakehouseResource
 from medallion_assets.engine.base.load import LoadResult, load_partition
 from medallion_assets.engine.base.model import BaseTable
+from medallion_assets.engine.lineage import base_lineage
 from medallion_assets.engine.serving import refresh_serving_views
 
 
@@ -85,9 +86,10 @@ def build_base_asset(*, table: BaseTable) -> dg.AssetsDefinition:
             f"inserted {result.inserted:,}, updated {result.updated:,}, soft-deleted {result.soft_deleted:,}, "
             f"quarantined {result.quarantined:,}"
         )
-        return dg.MaterializeResult(
-            metadata=result_metadata(result, descriptions=table.column_descriptions), check_results=check_results
-        )
+        metadata = result_metadata(result, descriptions=table.column_descriptions)
+        if result.schema:
+            metadata["dagster/column_lineage"] = column_lineage(base_lineage(table, [name for name, _ in result.schema]))
+        return dg.MaterializeResult(metadata=metadata, check_results=check_results)
 
     return _base
 

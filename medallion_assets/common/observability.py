@@ -19,7 +19,7 @@ The same names mean the same thing in base and curated, so the UI's plots compar
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,16 @@ def load_metadata(summary: LoadSummary) -> dict[str, Any]:
     if summary.preview is not None:
         metadata["preview"] = dg.MetadataValue.md(markdown_preview(summary.preview))
     return metadata
+
+
+def column_lineage(lineage: Mapping[str, Sequence[Any]]) -> dg.MetadataValue:
+    """``dagster/column_lineage``: each column and the columns (engine ``ColumnRef``: layer, table,
+    column) it is computed from; a column the framework makes (``lh_``, surrogate keys) has none."""
+    deps = {
+        column: [dg.TableColumnDep(asset_key=dg.AssetKey([ref.layer, ref.table]), column_name=ref.column) for ref in refs]
+        for column, refs in lineage.items()
+    }
+    return dg.MetadataValue.column_lineage(dg.TableColumnLineage(deps_by_column=deps))
 
 
 def check_spec(

@@ -14,7 +14,7 @@ from typing import Any
 
 import dagster as dg
 
-from medallion_assets.common.observability import LoadSummary, TableChecks, load_metadata
+from medallion_assets.common.observability import LoadSummary, TableChecks, column_lineage, load_metadata
 from medallion_assets.common.partitions import daily_partitions
 from medallion_assets.common.policies import guarded_step, retry_policy
 from medallion_assets.common.pools import table_pool
@@ -25,6 +25,7 @@ from medallion_assets.engine.curated.calendar import load_calendar
 from medallion_assets.engine.curated.model import CalendarMeta, DimensionMeta, FactMeta
 from medallion_assets.engine.curated.sql import TableRef
 from medallion_assets.engine.curated.tables import LoadResult
+from medallion_assets.engine.lineage import curated_lineage
 from medallion_assets.engine.serving import refresh_serving_views
 
 GROUP = "curated"
@@ -77,6 +78,7 @@ def _curated_asset(
     checks: TableChecks | None = None,
     deps: list[dg.AssetKey] | None = None,
     partitions_def: dg.PartitionsDefinition | None = None,
+    meta: DimensionMeta | FactMeta | None = None,
 ) -> dg.AssetsDefinition:
     """The one shape every curated asset has; ``load(root, partition_date)`` does the work and
     the table's checks are evaluated in the same step."""
@@ -105,7 +107,13 @@ def _curated_asset(
             refresh_serving_views(root, [f"curated.{t}" for t in result.written] or [f"curated.{result.table}"])
             check_results = checks.results(root)
         descriptions = getattr(spec, "column_descriptions", None)
-        return dg.MaterializeResult(metadata=result_metadata(result, descriptions=descriptions), check_results=check_results)
+        metadata = result_metadata(result, descriptions=descriptions)
+        if meta is not None:
+            try:
+                metadata["dagster/column_lineage"] = column_lineage(curated_lineage(meta, root, result.schema.names))
+            except Exception as exc:  # noqa: BLE001 - lineage is shown, not needed: the committed load stands
+                context.log.warning(f"{table}: no column lineage: {exc}")
+        return dg.MaterializeResult(metadata=metadata, check_results=check_results)
 
     return _entity
 
@@ -120,6 +128,7 @@ def build_dimension_asset(*, meta: DimensionMeta) -> dg.AssetsDefinition:
         metadata={"sql_file": dg.MetadataValue.path(str(meta.sql_path)), "write_pattern": meta.spec.write_pattern},
         deps=deps_for(meta.reads),
         load=lambda root, _: load_dimension(meta, root),
+        meta=meta,
         checks=build_dimension_checks(meta=meta, asset_key=asset_key(meta.table)),
     )
 
@@ -154,5 +163,6 @@ def build_fact_asset(*, meta: FactMeta, dimension_tables: Iterable[str] = ()) ->
         deps=deps_for(meta.reads, extra),
         partitions_def=partitions_def,
         load=lambda root, partition: load_fact(meta, root, partition_date=partition),
+        meta=meta,
         checks=build_fact_checks(meta=meta, asset_key=asset_key(meta.table), partitions_def=partitions_def),
     )
