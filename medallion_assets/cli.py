@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--to", dest="last", type=date.fromisoformat, default=None, help="last day (YYYY-MM-DD; default yesterday)"
     )
 
+    plan = commands.add_parser(
+        "plan", help="what the metadata changes in the stored tables (exit 0: nothing, 2: changes, 1: a metadata error)"
+    )
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON (for CI)")
+
     sample = commands.add_parser("sample", help="the sample source system")
     sample_commands = sample.add_subparsers(dest="sample_command", required=True)
     generate = sample_commands.add_parser("generate", help="write the sample database and N days of landing files")
@@ -119,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         check_instance_url()
-        if args.command in ("run", "demo"):
+        if args.command in ("run", "demo", "plan"):
             from medallion_assets.engine.catalog import load_project_metadata
 
             load_project_metadata()  # a mistake in the metadata stops the command before any run
@@ -137,6 +142,14 @@ def _dispatch(args) -> int:
     from medallion_assets.engine.sample import SampleError, advance_sample, default_sample_start, generate_sample
 
     try:
+        if args.command == "plan":
+            from medallion_assets.demo import dagster_home
+            from medallion_assets.orchestration.plan import plan_project, render
+
+            dagster_home()
+            plan = plan_project(data_dir)
+            render(plan, as_json=args.json)
+            return 2 if plan.changed else 0
         if args.command == "sources":
             _run_sources_discover(args)
         elif args.command == "pools":

@@ -53,6 +53,9 @@ def dagster_home() -> Path:
     home = os.environ.get("DAGSTER_HOME") or str(repository_root() / ".dagster_home")
     path = Path(home).resolve()
     path.mkdir(parents=True, exist_ok=True)
+    config = path / "dagster.yaml"
+    if not config.exists():  # the defaults (SQLite under the folder), said once instead of warned each time
+        config.write_text("# The embedded default instance: runs, events and schedules in SQLite in this folder.\n")
     os.environ["DAGSTER_HOME"] = str(path)
     return path
 

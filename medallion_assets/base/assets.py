@@ -87,6 +87,7 @@ def build_base_asset(*, table: BaseTable) -> dg.AssetsDefinition:
             f"quarantined {result.quarantined:,}"
         )
         metadata = result_metadata(result, descriptions=table.column_descriptions)
+        metadata["business_keys"] = dg.MetadataValue.text(", ".join(table.business_keys) or "-")  # what `medallion plan` compares
         if result.schema:
             metadata["dagster/column_lineage"] = column_lineage(base_lineage(table, [name for name, _ in result.schema]))
         return dg.MaterializeResult(metadata=metadata, check_results=check_results)
