@@ -118,6 +118,11 @@ def _local_path(target: Path | LakePath | str | DeltaTable) -> Path | None:
     return None if "://" in text else Path(text)
 
 
+def is_local(table: DeltaTable) -> bool:
+    """The table is a folder on local disk (its files can be read and replaced by DuckDB)."""
+    return _local_path(table) is not None
+
+
 def local_root(table: DeltaTable) -> Path:
     """The folder of a local Delta table."""
     root = _local_path(table)

@@ -28,7 +28,7 @@ from medallion_assets.engine.base.reader import Extract
 from medallion_assets.engine.base.scan import connect, native_files, register_delta, stream
 from medallion_assets.engine.base.schema import BaseLoadError, _plain_type, align
 from medallion_assets.engine.base.staging import drop_staged, read_extract
-from medallion_assets.engine.delta_copy import files_holding, local_root, write_query
+from medallion_assets.engine.delta_copy import files_holding, is_local, local_root, write_query
 from medallion_assets.engine.lake import open_delta
 from medallion_assets.engine.paths import inside, parse_landing_file
 from medallion_assets.engine.sqltext import quote_identifier as q
@@ -286,7 +286,9 @@ def _commit_keyed(
     # The table's own types (a day's changes come out of DuckDB typed by the batch).
     write_schema = pa.schema([stored.field(c) if c in stored.names else source_schema.field(c) for c in columns])
     key = table.business_keys[0]
-    if not table.partition_by and pa.types.is_integer(source_schema.field(key).type) and set(stored.names) <= set(columns):
+    # File-level replace needs the files on local disk; on object storage the merge prunes by key range.
+    rewrite = not table.partition_by and is_local(target) and pa.types.is_integer(source_schema.field(key).type)
+    if rewrite and set(stored.names) <= set(columns):
         _rewrite_ranges(con, target=target, changes=changes, schema=write_schema, key=key)
         return
     predicate = " AND ".join([f"t.{q(c)} = s.{q(c)}" for c in match] + _key_ranges(con, changes.source, table.business_keys))
