@@ -160,5 +160,6 @@ def test_a_load_in_its_own_process_stays_far_below_the_table_size(tmp_path, writ
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     assert figures["inserted"] == rows
     assert arrow_bytes > 600 * 2**20
-    # Python, DuckDB, pyarrow and deltalake take about 250MB before any row; the table is > 600MB.
-    assert figures["peak"] < arrow_bytes * 0.75, f"peak {figures['peak'] / 2**20:.0f} MB for a {arrow_bytes / 2**20:.0f} MB table"
+    # Python, DuckDB, pyarrow and deltalake take about 250MB before any row, so a load that held the
+    # table (> 600MB) would peak above table + 250MB; a bounded one peaks at 440-510MB here.
+    assert figures["peak"] < arrow_bytes, f"peak {figures['peak'] / 2**20:.0f} MB for a {arrow_bytes / 2**20:.0f} MB table"
