@@ -131,9 +131,10 @@ def _replace_with(staged_path: Path, real_path: Path) -> None:
         if real is not None:
             real.delete()  # the rebuild has no such rows: one commit that removes them all
         return
+    dataset = staged.to_pyarrow_dataset()  # streamed batch by batch, never the whole rebuild at once
     write_delta(
         str(real_path),
-        staged.to_pyarrow_table(),
+        pa.RecordBatchReader.from_batches(dataset.schema, dataset.to_batches()),
         mode="overwrite",
         schema_mode="overwrite",
         partition_by=staged.metadata().partition_columns or None,
