@@ -2,17 +2,16 @@
 
 
 from datetime import date
-from typing import Any
 
 import dagster as dg
 
 from medallion_assets.base.checks import build_base_checks
-from medallion_assets.common.observability import LoadSummary, column_lineage, load_metadata
+from medallion_assets.common.observability import column_lineage, load_metadata
 from medallion_assets.common.partitions import daily_partitions
 from medallion_assets.common.policies import guarded_step, retry_policy
 from medallion_assets.common.pools import table_pool
 from medallion_assets.common.resources import LakehouseResource
-from medallion_assets.engine.base.load import LoadResult, load_partition
+from medallion_assets.engine.base.load import load_partition
 from medallion_assets.engine.base.model import BaseTable
 from medallion_assets.engine.lineage import base_lineage
 from medallion_assets.engine.serving import refresh_serving_views
@@ -20,32 +19,6 @@ from medallion_assets.engine.serving import refresh_serving_views
 
 def base_asset_key(table: BaseTable) -> dg.AssetKey:
     return dg.AssetKey(["base", table.name])
-
-
-def result_metadata(result: LoadResult, *, descriptions: dict[str, str] | None = None) -> dict[str, Any]:
-    """Materialization metadata in the shared vocabulary, plus what only a base load knows."""
-    summary = LoadSummary(
-        rows_read=result.rows_read,
-        inserted=result.inserted,
-        updated=result.updated,
-        soft_deleted=result.soft_deleted,
-        unchanged=result.unchanged,
-        replaced=result.removed,
-        quarantined=result.quarantined,
-        delta_version=result.delta_version,
-        columns=tuple(result.schema),
-        preview=result.preview,
-        descriptions=descriptions or {},
-    )
-    metadata: dict[str, Any] = {
-        "status": dg.MetadataValue.text(result.status),
-        **load_metadata(summary),
-        "write_behaviour": dg.MetadataValue.text(result.write_behaviour),
-        "landing_files": dg.MetadataValue.md("\n".join(f"- `{f}`" for f in result.files) or "no files"),
-    }
-    if result.notes:
-        metadata["notes"] = dg.MetadataValue.text("; ".join(result.notes))
-    return metadata
 
 
 def build_base_asset(*, table: BaseTable) -> dg.AssetsDefinition:
@@ -86,10 +59,10 @@ def build_base_asset(*, table: BaseTable) -> dg.AssetsDefinition:
             f"inserted {result.inserted:,}, updated {result.updated:,}, soft-deleted {result.soft_deleted:,}, "
             f"quarantined {result.quarantined:,}"
         )
-        metadata = result_metadata(result, descriptions=table.column_descriptions)
+        metadata = load_metadata(result, descriptions=table.column_descriptions)
         metadata["business_keys"] = dg.MetadataValue.text(", ".join(table.business_keys) or "-")  # what `medallion plan` compares
-        if result.schema:
-            metadata["dagster/column_lineage"] = column_lineage(base_lineage(table, [name for name, _ in result.schema]))
+        if result.columns:
+            metadata["dagster/column_lineage"] = column_lineage(base_lineage(table, [name for name, _ in result.columns]))
         return dg.MaterializeResult(metadata=metadata, check_results=check_results)
 
     return _base

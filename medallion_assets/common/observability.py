@@ -1,20 +1,6 @@
-"""What every layer shows in the UI: one vocabulary for materialization metadata, previews, and
-table checks evaluated inside the step that materializes the table.
-
-The same names mean the same thing in base and curated, so the UI's plots compare across layers:
-
-| key | meaning |
-|---|---|
-| ``rows_read`` | rows the load read (landing rows for base, SQL result rows for curated) |
-| ``inserted`` | rows (or versions) added |
-| ``updated`` | rows changed in place, or versions closed by a new version |
-| ``soft_deleted`` | rows marked ``lh_is_deleted`` because their key vanished |
-| ``unchanged`` | rows read that changed nothing |
-| ``replaced`` | stored rows that an overwrite of the table (or of a partition or range) replaced |
-| ``quarantined`` | rows kept aside by a data-quality rule |
-| ``delta_version`` | the table's Delta version after the load |
-| ``dagster/row_count`` | rows in the table after the load, when known |
-"""
+"""What every layer shows in the UI: materialization metadata rendered from the engine's one
+``LoadOutcome`` (its fields and their meaning: ``medallion_assets.engine.outcome``), previews,
+and table checks evaluated inside the step that materializes the table."""
 
 from __future__ import annotations
 
@@ -27,7 +13,7 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-PREVIEW_ROWS = 5
+from medallion_assets.engine.outcome import PREVIEW_ROWS, LoadOutcome
 
 
 def markdown_preview(table: pa.Table | None, limit: int = PREVIEW_ROWS) -> str:
@@ -45,51 +31,44 @@ def markdown_preview(table: pa.Table | None, limit: int = PREVIEW_ROWS) -> str:
     return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class LoadSummary:
-    """What one load of a table did, in the vocabulary shared by the layers (module docstring)."""
-
-    rows_read: int | None = None
-    inserted: int = 0
-    updated: int = 0
-    soft_deleted: int = 0
-    unchanged: int | None = None
-    replaced: int = 0
-    quarantined: int | None = None
-    delta_version: int | None = None
-    row_count: int | None = None
-    columns: tuple[tuple[str, str], ...] = ()  # (name, type) of the stored table
-    descriptions: dict[str, str] = field(default_factory=dict)  # column name -> description from metadata
-    preview: pa.Table | None = None
-
-
-def load_metadata(summary: LoadSummary) -> dict[str, Any]:
-    """Materialization metadata of a load: the counts the UI plots, the schema and a preview.
+def load_metadata(outcome: LoadOutcome, *, descriptions: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Materialization metadata of a load (base or curated): its status, the counts the UI plots,
+    the schema with the metadata's column descriptions, a preview, and what only one layer knows
+    (landing files read, rows mapped to the unknown member, inferred members).
 
     Counts a layer cannot know (``None``) are left out rather than reported as zero."""
     counts = {
-        "rows_read": summary.rows_read,
-        "inserted": summary.inserted,
-        "updated": summary.updated,
-        "soft_deleted": summary.soft_deleted,
-        "unchanged": summary.unchanged,
-        "replaced": summary.replaced,
-        "quarantined": summary.quarantined,
-        "delta_version": summary.delta_version,
-        "dagster/row_count": summary.row_count,
+        "rows_read": outcome.rows_read,
+        "inserted": outcome.inserted,
+        "updated": outcome.updated,
+        "soft_deleted": outcome.soft_deleted,
+        "unchanged": outcome.unchanged,
+        "replaced": outcome.replaced,
+        "quarantined": outcome.quarantined,
+        "delta_version": outcome.delta_version,
+        "dagster/row_count": outcome.row_count,
     }
-    metadata: dict[str, Any] = {name: dg.MetadataValue.int(value) for name, value in counts.items() if value is not None}
-    if summary.columns:
+    metadata: dict[str, Any] = {"status": dg.MetadataValue.text(outcome.status)}
+    metadata |= {name: dg.MetadataValue.int(value) for name, value in counts.items() if value is not None}
+    if outcome.write_behaviour:
+        metadata["write_behaviour"] = dg.MetadataValue.text(outcome.write_behaviour)
+    if outcome.layer == "base":
+        metadata["landing_files"] = dg.MetadataValue.md("\n".join(f"- `{f}`" for f in outcome.files) or "no files")
+    if outcome.path:
+        metadata["path"] = dg.MetadataValue.path(outcome.path)
+    if outcome.columns:
+        described = descriptions or {}
         metadata["dagster/column_schema"] = dg.MetadataValue.table_schema(
             dg.TableSchema(
-                columns=[
-                    dg.TableColumn(name=name, type=type_name, description=summary.descriptions.get(name))
-                    for name, type_name in summary.columns
-                ]
+                columns=[dg.TableColumn(name=name, type=kind, description=described.get(name)) for name, kind in outcome.columns]
             )
         )
-    if summary.preview is not None:
-        metadata["preview"] = dg.MetadataValue.md(markdown_preview(summary.preview))
+    if outcome.preview is not None:
+        metadata["preview"] = dg.MetadataValue.md(markdown_preview(outcome.preview))
+    metadata |= {f"unmatched_{column}": dg.MetadataValue.int(n) for column, n in outcome.unmatched.items()}
+    metadata |= {f"inferred_members_{table}": dg.MetadataValue.int(n) for table, n in outcome.inferred.items()}
+    if outcome.notes:
+        metadata["notes"] = dg.MetadataValue.text("; ".join(outcome.notes))
     return metadata
 
 

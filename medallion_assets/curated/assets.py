@@ -14,7 +14,7 @@ from typing import Any
 
 import dagster as dg
 
-from medallion_assets.common.observability import LoadSummary, TableChecks, column_lineage, load_metadata
+from medallion_assets.common.observability import TableChecks, column_lineage, load_metadata
 from medallion_assets.common.partitions import daily_partitions
 from medallion_assets.common.policies import guarded_step, retry_policy
 from medallion_assets.common.pools import table_pool
@@ -24,8 +24,8 @@ from medallion_assets.engine.curated import load_dimension, load_fact
 from medallion_assets.engine.curated.calendar import load_calendar
 from medallion_assets.engine.curated.model import CalendarMeta, DimensionMeta, FactMeta
 from medallion_assets.engine.curated.sql import TableRef
-from medallion_assets.engine.curated.tables import LoadResult
 from medallion_assets.engine.lineage import curated_lineage
+from medallion_assets.engine.outcome import LoadOutcome
 from medallion_assets.engine.serving import refresh_serving_views
 
 GROUP = "curated"
@@ -45,28 +45,6 @@ def deps_for(reads: Iterable[TableRef], extra_tables: Iterable[str] = ()) -> lis
     return sorted(keys, key=lambda k: k.to_user_string())
 
 
-def result_metadata(result: LoadResult, *, descriptions: dict[str, str] | None = None) -> dict[str, Any]:
-    """Counts in the shared vocabulary, Delta version, schema, preview and, for facts, rows mapped
-    to -1 per key column."""
-    summary = LoadSummary(
-        inserted=result.inserted,
-        updated=result.updated,
-        soft_deleted=result.soft_deleted,
-        replaced=result.replaced,
-        delta_version=result.delta_version,
-        row_count=result.row_count,
-        columns=tuple((f.name, str(f.type)) for f in result.schema),
-        preview=result.preview,
-        descriptions=descriptions or {},
-    )
-    metadata: dict[str, Any] = {**load_metadata(summary), "path": dg.MetadataValue.path(str(result.path))}
-    for column, count in result.unmatched.items():
-        metadata[f"unmatched_{column}"] = dg.MetadataValue.int(count)
-    for table, count in result.inferred.items():
-        metadata[f"inferred_members_{table}"] = dg.MetadataValue.int(count)
-    return metadata
-
-
 def _curated_asset(
     *,
     table: str,
@@ -74,7 +52,7 @@ def _curated_asset(
     spec,
     description: str,
     metadata: dict[str, Any],
-    load: Callable[[Path, date | None], LoadResult],
+    load: Callable[[Path, date | None], LoadOutcome],
     checks: TableChecks | None = None,
     deps: list[dg.AssetKey] | None = None,
     partitions_def: dg.PartitionsDefinition | None = None,
@@ -107,10 +85,10 @@ def _curated_asset(
             refresh_serving_views(root, [f"curated.{t}" for t in result.written] or [f"curated.{result.table}"])
             check_results = checks.results(root)
         descriptions = getattr(spec, "column_descriptions", None)
-        metadata = result_metadata(result, descriptions=descriptions)
+        metadata = load_metadata(result, descriptions=descriptions)
         if meta is not None:
             try:
-                metadata["dagster/column_lineage"] = column_lineage(curated_lineage(meta, root, result.schema.names))
+                metadata["dagster/column_lineage"] = column_lineage(curated_lineage(meta, root, [name for name, _ in result.columns]))
             except Exception as exc:  # noqa: BLE001 - lineage is shown, not needed: the committed load stands
                 context.log.warning(f"{table}: no column lineage: {exc}")
         return dg.MaterializeResult(metadata=metadata, check_results=check_results)

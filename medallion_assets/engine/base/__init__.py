@@ -5,7 +5,7 @@
 """
 
 from medallion_assets.engine.base.history import HistorySpec, build_history, current_rows, plan
-from medallion_assets.engine.base.load import LoadResult, load_partition, quarantine_path, state_path, table_path
+from medallion_assets.engine.base.load import load_partition, quarantine_path, state_path, table_path
 from medallion_assets.engine.base.model import BaseTable, load_base_file, load_base_tables
 from medallion_assets.engine.base.reader import Extract
 from medallion_assets.engine.base.schema import BaseLoadError, SchemaError
@@ -15,7 +15,6 @@ __all__ = [
     "BaseTable",
     "Extract",
     "HistorySpec",
-    "LoadResult",
     "SchemaError",
     "build_history",
     "current_rows",

@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
@@ -30,12 +29,10 @@ from medallion_assets.engine.base.schema import BaseLoadError, _plain_type, alig
 from medallion_assets.engine.base.staging import drop_staged, read_extract
 from medallion_assets.engine.delta_copy import files_holding, is_local, local_root, write_query
 from medallion_assets.engine.lake import open_delta
+from medallion_assets.engine.outcome import WriteCounts
 from medallion_assets.engine.paths import inside, parse_landing_file
 from medallion_assets.engine.sqltext import quote_identifier as q
 from medallion_assets.engine.sqltext import timestamp_literal
-
-if TYPE_CHECKING:
-    from medallion_assets.engine.base.load import LoadResult
 
 SYSTEM_KEYED = ("lh_source_file", "lh_is_deleted", "lh_created_date", "lh_modified_date")
 SCD2_COLUMNS = ("lh_valid_from", "lh_valid_to", "lh_is_current")
@@ -49,9 +46,8 @@ def load_keyed(
     schema: pa.Schema,
     target: DeltaTable | None,
     state: DeltaTable | None,
-    result: LoadResult,
     now: datetime,
-) -> None:
+) -> WriteCounts:
     """Fold the batch into the observations, then write the changed rows and the new observations."""
     spec = HistorySpec(
         keys=tuple(table.business_keys),
@@ -70,12 +66,13 @@ def load_keyed(
     new = [e for e in extracts if e.file not in applied]
     if not new:
         con.close()
-        result.status = "up_to_date"
         key_list = ", ".join(q(k) for k in spec.keys)
         data = [f"SELECT {key_list} FROM {e.rows.table}" for e in extracts if e.load_type != "keys"]
-        result.unchanged = _count_distinct(" UNION ".join(data)) if data else 0
-        result.notes.append("every landing file of this partition was applied before; nothing changed")
-        return
+        return WriteCounts(
+            status="up_to_date",
+            unchanged=_count_distinct(" UNION ".join(data)) if data else 0,
+            notes=("every landing file of this partition was applied before; nothing changed",),
+        )
 
     def reread(file: str) -> pa.Table:
         landing = parse_landing_file(inside(data_dir, file))
@@ -95,10 +92,13 @@ def load_keyed(
         planned = history.stage_plan(con, state_view, new, spec, schema=schema, reread_keys=reread)
         rows = planned.history if table.write_behaviour == "scd2" else _current_rows(con, planned.history)
         changes = _diff(con, table=table, spec=spec, rows=rows, affected=planned.affected, target=target, now=now)
-        result.inserted, result.updated, result.soft_deleted, result.removed = (
-            changes.inserted, changes.updated, changes.soft_deleted, changes.removed,
+        counts = WriteCounts(
+            inserted=changes.inserted,
+            updated=changes.updated,
+            soft_deleted=changes.soft_deleted,
+            replaced=changes.removed,
+            unchanged=max(planned.batch_keys - changes.changed_keys, 0),
         )
-        result.unchanged = max(planned.batch_keys - changes.changed_keys, 0)
         _commit_keyed(con, table=table, data_dir=data_dir, changes=changes, target=target)
         con.execute(f"DROP TABLE IF EXISTS {planned.history}")
         write_query(
@@ -113,6 +113,7 @@ def load_keyed(
     finally:
         con.close()
     _compact_state(data_dir, table, state)
+    return counts
 
 
 def _count_distinct(query: str) -> int:

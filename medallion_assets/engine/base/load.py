@@ -31,7 +31,7 @@ The keyed path is ``keyed.py``; this module selects and reads the batch and runs
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -42,7 +42,7 @@ from deltalake import CommitProperties, DeltaTable
 from medallion_assets.engine.base.keyed import load_keyed
 from medallion_assets.engine.base.model import BaseTable, lock_path, quarantine_path, state_path, table_path
 from medallion_assets.engine.base.reader import DELETE_FLAG, Extract, Selection, history_files, partition_files
-from medallion_assets.engine.base.scan import connect, native_files, register_delta, stream
+from medallion_assets.engine.base.scan import connect, described, native_files, register_delta, stream
 from medallion_assets.engine.base.schema import BaseLoadError, unify
 from medallion_assets.engine.base.staging import StagedRows, align_staged, drop_staged, read_extract, select_staged
 from medallion_assets.engine.conflicts import retry_on_commit_conflict
@@ -50,32 +50,11 @@ from medallion_assets.engine.delta_copy import local_root, write_query
 from medallion_assets.engine.files import exclusive_lock
 from medallion_assets.engine.lake import as_path, is_delta, open_delta, remove_tree, write_delta
 from medallion_assets.engine.memory import budgeted
+from medallion_assets.engine.outcome import LoadOutcome, WriteCounts
 from medallion_assets.engine.sqltext import quote_identifier as q
 from medallion_assets.engine.sqltext import string_literal, timestamp_literal
 
 EXTRACTED_AT_KEY = "medallion.extracted_at"
-
-
-@dataclass
-class LoadResult:
-    """What a partition load did; the Dagster layer turns it into materialization metadata."""
-
-    table: str
-    partition_date: date
-    write_behaviour: str
-    status: str = "loaded"  # loaded | no_files | up_to_date | stale
-    files: list[str] = field(default_factory=list)
-    rows_read: int = 0
-    inserted: int = 0
-    updated: int = 0
-    soft_deleted: int = 0
-    unchanged: int = 0
-    quarantined: int = 0
-    removed: int = 0
-    delta_version: int | None = None
-    schema: list[tuple[str, str]] = field(default_factory=list)
-    preview: pa.Table | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def _open(path: Path) -> DeltaTable | None:
@@ -94,7 +73,7 @@ def _data_schema(dt: DeltaTable | None, skip_prefix: tuple[str, ...] = ("lh_", "
 
 
 @budgeted(lambda table, *args, **kwargs: f"table {table.name!r}")
-def load_partition(table: BaseTable, data_dir: Path, partition_date: date, *, now: datetime | None = None) -> LoadResult:
+def load_partition(table: BaseTable, data_dir: Path, partition_date: date, *, now: datetime | None = None) -> LoadOutcome:
     """Load one daily partition of ``table`` (``recreate`` rebuilds from every partition up to it).
 
     Loads of one table run one at a time across processes (see the module docstring); a commit
@@ -110,19 +89,17 @@ def load_partition(table: BaseTable, data_dir: Path, partition_date: date, *, no
 STAGING_PREFIX = "_recreate_"
 
 
-def _recreate(table: BaseTable, data_dir: Path, partition_date: date, now: datetime) -> LoadResult:
+def _recreate(table: BaseTable, data_dir: Path, partition_date: date, now: datetime) -> LoadOutcome:
     """Rebuild beside the table, then replace the table, its state and its quarantine each with
     one Delta overwrite commit: a reader, or a kill at any moment, sees the old table or the new
     one, never none. A kill during the rebuild leaves only the staging tables, cleared next time."""
     staged = table.model_copy(update={"name": f"{STAGING_PREFIX}{table.name}"})
-    result = _load_partition(staged, data_dir, partition_date, now)
+    outcome = _load_partition(staged, data_dir, partition_date, now)
     for path_of in (table_path, state_path, quarantine_path):
         _replace_with(path_of(data_dir, staged), path_of(data_dir, table))
     for path_of in (table_path, state_path, quarantine_path):
         remove_tree(path_of(data_dir, staged))
-    result.table = table.name
-    _describe(result, _open(table_path(data_dir, table)))
-    return result
+    return described(replace(outcome, table=table.name, path=str(table_path(data_dir, table))), _open(table_path(data_dir, table)))
 
 
 def _replace_with(staged_path: Path, real_path: Path) -> None:
@@ -141,25 +118,29 @@ def _replace_with(staged_path: Path, real_path: Path) -> None:
     )
 
 
-def _load_partition(table: BaseTable, data_dir: Path, partition_date: date, now: datetime) -> LoadResult:
-    result = LoadResult(table=table.name, partition_date=partition_date, write_behaviour=table.write_behaviour)
+def _load_partition(table: BaseTable, data_dir: Path, partition_date: date, now: datetime) -> LoadOutcome:
     selection: Selection = (
         history_files(table, data_dir, partition_date) if table.recreate else partition_files(table, data_dir, partition_date)
     )
-    result.files = [f.path.relative_to(data_dir).as_posix() if f.path.is_relative_to(data_dir) else str(f.path) for f in selection.files]
+    outcome = LoadOutcome(
+        layer="base",
+        table=table.name,
+        partition_date=partition_date,
+        write_behaviour=table.write_behaviour,
+        path=str(table_path(data_dir, table)),
+        files=tuple(f.path.relative_to(data_dir).as_posix() if f.path.is_relative_to(data_dir) else str(f.path) for f in selection.files),
+    )
     if selection.skipped:
-        result.notes.append(f"{len(selection.skipped)} landing file(s) not read under read behaviour {table.read_behaviour!r}")
+        outcome = outcome.noted(f"{len(selection.skipped)} landing file(s) not read under read behaviour {table.read_behaviour!r}")
     target = None if table.recreate else _open(table_path(data_dir, table))
     if not selection.files:
-        result.status = "no_files"
-        _describe(result, target)
-        return result
+        return described(replace(outcome, status="no_files", rows_read=0), target)
 
     extracts: list[Extract] = []
     try:
         for landing in selection.files:
             extracts.append(read_extract(table, landing, data_dir))
-        return _load_extracts(table, data_dir, partition_date, now, extracts, target, result)
+        return _load_extracts(table, data_dir, partition_date, now, extracts, target, outcome)
     finally:
         drop_staged(extracts)
 
@@ -171,39 +152,34 @@ def _load_extracts(
     now: datetime,
     extracts: list[Extract],
     target: DeltaTable | None,
-    result: LoadResult,
-) -> LoadResult:
-    result.rows_read = sum(e.rows_read for e in extracts if e.load_type != "keys")
+    outcome: LoadOutcome,
+) -> LoadOutcome:
+    rows_read = sum(e.rows_read for e in extracts if e.load_type != "keys")
     _refuse_empty_full_extract(table, extracts, target)
     state = None if table.recreate else _open(state_path(data_dir, table))
     stored = _data_schema(target) or _data_schema(state)
     aligned, schema = _align_batch(table, extracts, stored)
     extracts[:] = aligned  # the caller drops them (aligned rows own what they were made from)
     quarantine = [e for e in extracts if e.quarantine is not None]
-    result.quarantined = sum(e.quarantine.num_rows for e in quarantine)
+    outcome = replace(outcome, rows_read=rows_read, quarantined=sum(e.quarantine.num_rows for e in quarantine))
 
     if table.recreate:
         # Only ever the staging tables of _recreate: clear what an interrupted rebuild left.
         for path in (table_path(data_dir, table), state_path(data_dir, table), quarantine_path(data_dir, table)):
             if path.exists():
                 remove_tree(path)
-        result.notes.append("recreate: table rebuilt from every landing partition up to this one")
+        outcome = outcome.noted("recreate: table rebuilt from every landing partition up to this one")
 
     if table.keyed:
-        load_keyed(
-            table=table, data_dir=data_dir, extracts=extracts, schema=schema,
-            target=target, state=state, result=result, now=now,
-        )
+        counts = load_keyed(table=table, data_dir=data_dir, extracts=extracts, schema=schema, target=target, state=state, now=now)
     elif table.write_behaviour == "append":
-        _load_append(
-            table=table, data_dir=data_dir, partition_date=partition_date, extracts=extracts,
-            target=target, result=result, now=now,
+        counts = _load_append(
+            table=table, data_dir=data_dir, partition_date=partition_date, extracts=extracts, target=target, now=now
         )
     else:
-        _load_overwrite(table=table, data_dir=data_dir, extracts=extracts, target=target, result=result, now=now)
+        counts = _load_overwrite(table=table, data_dir=data_dir, extracts=extracts, target=target, now=now)
     _write_quarantine(table, data_dir, extracts, now)
-    _describe(result, _open(table_path(data_dir, table)))
-    return result
+    return described(outcome.counted(counts), _open(table_path(data_dir, table)))
 
 
 def _refuse_empty_full_extract(table: BaseTable, extracts: list[Extract], target: DeltaTable | None) -> None:
@@ -276,16 +252,13 @@ def _load_overwrite(
     data_dir: Path,
     extracts: list[Extract],
     target: DeltaTable | None,
-    result: LoadResult,
     now: datetime,
-) -> None:
+) -> WriteCounts:
     newest = max(e.extracted_at for e in extracts)
     if target is not None:
         last = target.history(1)[0].get(EXTRACTED_AT_KEY)
         if last and datetime.fromisoformat(last) > newest:
-            result.status = "stale"
-            result.notes.append(f"the table holds a newer extract ({last}); an older one does not replace it")
-            return
+            return WriteCounts(status="stale", notes=(f"the table holds a newer extract ({last}); an older one does not replace it",))
     con = connect()
     try:
         rows = f"SELECT * FROM {_with_lineage(con, extracts, now)}"
@@ -306,10 +279,10 @@ def _load_overwrite(
             partition_by=table.partition_by or None,
             commit_properties=CommitProperties(custom_metadata={EXTRACTED_AT_KEY: newest.isoformat()}),
         )
-        (result.inserted,) = con.execute("SELECT count(*) FROM overwrite_rows").fetchall()[0]
+        (inserted,) = con.execute("SELECT count(*) FROM overwrite_rows").fetchall()[0]
     finally:
         con.close()
-    result.removed = previous
+    return WriteCounts(inserted=inserted, replaced=previous)
 
 
 def _count(con: duckdb.DuckDBPyConnection, name: str, target: DeltaTable | None, where: str = "true") -> int:
@@ -349,19 +322,18 @@ def _load_append(
     partition_date: date,
     extracts: list[Extract],
     target: DeltaTable | None,
-    result: LoadResult,
     now: datetime,
-) -> None:
+) -> WriteCounts:
     path = str(table_path(data_dir, table))
     con = connect()
     try:
         rows = _with_lineage(con, extracts, now)
-        (result.inserted,) = con.execute(f"SELECT count(*) FROM {rows}").fetchall()[0]
+        (inserted,) = con.execute(f"SELECT count(*) FROM {rows}").fetchall()[0]
         query = f"SELECT * FROM {rows} ORDER BY lh_source_file"
         if target is None or table.recreate:
             mode = "append" if target is None else "overwrite"
             write_query(con, query, path, mode=mode, schema_mode="merge", partition_by=table.partition_by or None)
-            return
+            return WriteCounts(inserted=inserted)
         predicate = _partition_predicate(table, partition_date)
         replaced = _count(con, "previous", target, where=predicate)
         if table.partition_by or native_files(target) is None:
@@ -370,9 +342,8 @@ def _load_append(
             _replace_partition_rows(con, target=target, rows=query, predicate=predicate)
     finally:
         con.close()
-    result.removed = replaced
-    if replaced:
-        result.notes.append(f"re-run: replaced this partition's {replaced} earlier row(s)")
+    notes = (f"re-run: replaced this partition's {replaced} earlier row(s)",) if replaced else ()
+    return WriteCounts(inserted=inserted, replaced=replaced, notes=notes)
 
 
 # --- quarantine and description ------------------------------------------------------------
@@ -403,23 +374,3 @@ def _write_quarantine(table: BaseTable, data_dir: Path, extracts: list[Extract],
             write_delta(path, rows, mode="overwrite", predicate=predicate, schema_mode="merge")
     elif existing is not None and files:
         existing.delete(predicate)
-
-
-def _describe(result: LoadResult, target: DeltaTable | None) -> None:
-    if target is None:
-        return
-    result.delta_version = target.version()
-    schema = pa.schema(target.schema().to_arrow())
-    result.schema = [(f.name, str(f.type)) for f in schema]
-    # A five-row preview through DuckDB's Parquet reader: pyarrow's head() decodes a whole file.
-    con = connect()
-    try:
-        register_delta(con, "preview_src", target)
-        preview = con.sql("SELECT * FROM preview_src LIMIT 5").to_arrow_table()
-    finally:
-        con.close()
-    try:
-        preview = preview.cast(schema)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
-        pass
-    result.preview = preview

@@ -10,6 +10,7 @@ partition columns (absent from the files) are added back as constants per partit
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -19,6 +20,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from medallion_assets.engine.memory import connect
+from medallion_assets.engine.outcome import PREVIEW_ROWS, LoadOutcome, columns_of
 from medallion_assets.engine.sqltext import quote_identifier, string_literal
 
 __all__ = ["arrow_encoded", "connect", "native_files", "register_delta", "stream"]
@@ -153,3 +155,24 @@ BATCH_ROWS = 1 << 17  # rows per Arrow batch streamed from DuckDB into a Delta w
 def stream(con: duckdb.DuckDBPyConnection, query: str) -> pa.RecordBatchReader:
     """The query's rows as a stream of Arrow batches: a Delta writer takes them one at a time."""
     return con.sql(query).to_arrow_reader(BATCH_ROWS)
+
+
+def described(outcome: LoadOutcome, target: DeltaTable | None, *, row_count: bool = False) -> LoadOutcome:
+    """The outcome with the stored table's version, schema, a five-row preview and, asked for, its
+    row count (from the Parquet footers). The preview goes through DuckDB's Parquet reader, since
+    pyarrow's ``head()`` decodes a whole file."""
+    if target is None:
+        return outcome
+    schema = pa.schema(target.schema().to_arrow())
+    con = connect()
+    try:
+        register_delta(con, "preview_src", target)
+        preview = con.sql(f"SELECT * FROM preview_src LIMIT {PREVIEW_ROWS}").to_arrow_table()
+    finally:
+        con.close()
+    try:
+        preview = preview.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+        pass
+    rows = target.to_pyarrow_dataset().count_rows() if row_count else outcome.row_count
+    return replace(outcome, delta_version=target.version(), columns=columns_of(schema), preview=preview, row_count=rows)

@@ -13,7 +13,7 @@ from medallion_assets.engine.curated.model import (
 )
 from medallion_assets.engine.curated.run import load_model
 from medallion_assets.engine.curated.sql import TableRef, parse_select, run_select
-from medallion_assets.engine.curated.tables import LoadResult
+from medallion_assets.engine.outcome import LoadOutcome
 
 __all__ = [
     "CalendarMeta",
@@ -21,7 +21,7 @@ __all__ = [
     "CuratedModel",
     "DimensionMeta",
     "FactMeta",
-    "LoadResult",
+    "LoadOutcome",
     "TableRef",
     "build_calendar",
     "load_calendar",

@@ -29,7 +29,6 @@ from medallion_assets.engine.curated.tables import (
     LOW_DATE,
     TS,
     UNKNOWN_ID,
-    LoadResult,
     curated_path,
     default_for,
     finish,
@@ -38,6 +37,7 @@ from medallion_assets.engine.curated.tables import (
 )
 from medallion_assets.engine.lake import write_delta
 from medallion_assets.engine.memory import budgeted, new_database
+from medallion_assets.engine.outcome import LoadOutcome
 
 SCD1_SYSTEM = ("lh_is_deleted", "lh_is_inferred", "lh_created_date", "lh_modified_date")
 SCD2_SYSTEM = (*SCD1_SYSTEM, "lh_valid_from", "lh_valid_to", "lh_is_current")
@@ -353,7 +353,7 @@ def _typed(table: pa.Table, *, scd2: bool) -> pa.Table:
 
 
 @budgeted(lambda meta, *args, **kwargs: f"table {meta.table!r}")
-def load_dimension(meta: DimensionMeta, data_dir: Path, *, now: datetime | None = None) -> LoadResult:
+def load_dimension(meta: DimensionMeta, data_dir: Path, *, now: datetime | None = None) -> LoadOutcome:
     """Run the dimension's SQL and merge it into ``<data_dir>/curated/dim_<name>`` (one commit)."""
     now = now or utc_now()
     path = curated_path(data_dir, meta.table)
@@ -393,6 +393,7 @@ def load_dimension(meta: DimensionMeta, data_dir: Path, *, now: datetime | None 
     return finish(
         meta.table,
         path,
+        write_pattern=meta.spec.write_pattern,
         inserted=outcome.inserted,
         updated=outcome.updated,
         soft_deleted=outcome.deleted,

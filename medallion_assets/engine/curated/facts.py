@@ -28,13 +28,13 @@ from medallion_assets.engine.curated.sql import check_identifier, is_delta_table
 from medallion_assets.engine.curated.tables import (
     LOW_DATE,
     UNKNOWN_ID,
-    LoadResult,
     curated_path,
     finish,
     table_lock,
 )
 from medallion_assets.engine.lake import open_delta, write_delta
 from medallion_assets.engine.memory import budgeted, new_database
+from medallion_assets.engine.outcome import LoadOutcome
 from medallion_assets.engine.sqltext import literal
 
 
@@ -275,7 +275,7 @@ def load_fact(
     *,
     partition_date: date | None = None,
     now: datetime | None = None,
-) -> LoadResult:
+) -> LoadOutcome:
     """Run the fact's SQL, map its keys and write it with the entity's write pattern.
 
     The SQL can read ``getvariable('partition_date')`` (DATE) and ``getvariable('partition_key')``
@@ -335,6 +335,7 @@ def load_fact(
     return finish(
         meta.table,
         path,
+        write_pattern=meta.spec.write_pattern,
         inserted=inserted,
         updated=updated,
         replaced=deleted,

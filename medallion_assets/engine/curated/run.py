@@ -9,12 +9,12 @@ from medallion_assets.engine.curated.calendar import load_calendar
 from medallion_assets.engine.curated.dimensions import load_dimension
 from medallion_assets.engine.curated.facts import load_fact
 from medallion_assets.engine.curated.model import CuratedModel, load_curated_model
-from medallion_assets.engine.curated.tables import LoadResult
+from medallion_assets.engine.outcome import LoadOutcome
 
 
-def load_model(data_dir: Path, model: CuratedModel | None = None) -> dict[str, LoadResult]:
+def load_model(data_dir: Path, model: CuratedModel | None = None) -> dict[str, LoadOutcome]:
     model = model or load_curated_model()
-    results: dict[str, LoadResult] = {}
+    results: dict[str, LoadOutcome] = {}
     if model.calendar is not None:
         results[model.calendar.table] = load_calendar(model.calendar, data_dir)
     for dimension in model.dimensions.values():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -12,14 +11,15 @@ from typing import Any
 
 import pyarrow as pa
 
+from medallion_assets.engine.base.scan import described
 from medallion_assets.engine.curated.sql import is_delta_table
 from medallion_assets.engine.files import exclusive_lock
 from medallion_assets.engine.lake import as_path, open_delta
+from medallion_assets.engine.outcome import LoadOutcome
 
 UNKNOWN_ID = -1  # the surrogate id (and calendar key) of the unknown member
 LOW_DATE = datetime(1900, 1, 1)
 TS = pa.timestamp("us")
-PREVIEW_ROWS = 10
 
 
 def curated_path(data_dir: Path, table: str) -> Path:
@@ -63,34 +63,12 @@ def default_for(arrow_type: pa.DataType) -> Any:
     return None
 
 
-@dataclass(frozen=True)
-class LoadResult:
-    """What one load did, in the vocabulary every layer reports (``medallion_assets.common.observability``).
-
-    ``soft_deleted`` counts rows marked ``lh_is_deleted`` (dimensions); ``replaced`` counts stored
-    rows that an overwrite of the table, a partition or a range replaced (facts, the calendar).
-    """
-
-    table: str
-    path: Path
-    row_count: int
-    inserted: int
-    updated: int
-    soft_deleted: int
-    replaced: int
-    delta_version: int | None
-    schema: pa.Schema
-    preview: pa.Table
-    unmatched: dict[str, int] = field(default_factory=dict)  # fact key column -> rows mapped to -1
-    inferred: dict[str, int] = field(default_factory=dict)  # dimension table -> inferred members created
-    warnings: tuple[str, ...] = ()
-    written: tuple[str, ...] = ()  # curated tables this load committed to (for the serving views)
-
-
 def finish(
     table: str,
     path: Path,
     *,
+    write_pattern: str | None = None,
+    rows_read: int | None = None,
     inserted: int,
     updated: int,
     soft_deleted: int = 0,
@@ -99,23 +77,21 @@ def finish(
     inferred: dict[str, int] | None = None,
     warnings: list[str] | None = None,
     written: list[str] | None = None,
-) -> LoadResult:
-    """Describe the committed table: row count, version, schema and a preview."""
-    dt = open_delta(path)
-    dataset = dt.to_pyarrow_dataset()
-    return LoadResult(
+) -> LoadOutcome:
+    """The outcome of a curated load, with the committed table's row count, version, schema and preview."""
+    outcome = LoadOutcome(
+        layer="curated",
         table=table,
-        path=as_path(path),
-        row_count=dataset.count_rows(),
+        write_behaviour=write_pattern,
+        rows_read=rows_read,
         inserted=inserted,
         updated=updated,
         soft_deleted=soft_deleted,
         replaced=replaced,
-        delta_version=dt.version(),
-        schema=dataset.schema,
-        preview=dataset.head(PREVIEW_ROWS),
+        path=str(path),
         unmatched=dict(unmatched or {}),
         inferred=dict(inferred or {}),
         warnings=tuple(warnings or ()),
         written=tuple(written if written is not None else [table]),
     )
+    return described(outcome, open_delta(path), row_count=True)

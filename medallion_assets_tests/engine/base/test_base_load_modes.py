@@ -25,7 +25,7 @@ def test_append_rerun_replaces_the_partition_never_doubles(tmp_path, land, h):
     first = sorted(rows(tmp_path / "base/erp_customer").column("customer_id").to_pylist())
     again = load_partition(table, tmp_path, D1)
     assert first == [1, 2]  # the exact duplicate was dropped
-    assert again.removed == 1 and again.inserted == 1
+    assert again.replaced == 1 and again.inserted == 1
     assert sorted(rows(tmp_path / "base/erp_customer").column("customer_id").to_pylist()) == [1, 2]
 
 
