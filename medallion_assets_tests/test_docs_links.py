@@ -1,5 +1,6 @@
-"""Every relative link in README.md and docs/*.md resolves to a file inside the repository, and
-every #anchor to a heading of its target: the README must stand on its own in any clone."""
+"""Every relative link in README.md, CONTRIBUTING.md, benchmarks/README.md and docs/*.md resolves
+to a file inside the repository, and every #anchor to a heading of its target: the README must
+stand on its own in any clone. The README stays short and links the pages the rest moved to."""
 
 import re
 from pathlib import Path
@@ -13,10 +14,18 @@ LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 REFERENCE = re.compile(r"^\s*\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+.*)?$", re.MULTILINE)
 HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 EXTERNAL = ("http://", "https://", "mailto:")
+README_MAX_LINES = 250
+# Pages the README's sections moved to; each must exist and be linked from the README.
+LINKED_PAGES = ("CONTRIBUTING.md", "docs/operations.md", "benchmarks/README.md")
 
 
 def documents() -> list[Path]:
-    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    return [
+        REPO / "README.md",
+        REPO / "CONTRIBUTING.md",
+        REPO / "benchmarks" / "README.md",
+        *sorted((REPO / "docs").glob("*.md")),
+    ]
 
 
 def _prose(text: str) -> str:
@@ -75,6 +84,15 @@ def test_links_resolve_inside_the_repository(markdown):
 
 def test_readme_links_the_design_page():
     assert "docs/design.md" in links((REPO / "README.md").read_text(encoding="utf-8"))
+
+
+def test_readme_is_short_and_links_the_pages_its_sections_moved_to():
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= README_MAX_LINES
+    targets = {target.partition("#")[0] for target in links(text)}
+    for page in LINKED_PAGES:
+        assert (REPO / page).is_file(), page
+        assert page in targets, f"README.md does not link {page}"
 
 
 def test_checker_finds_every_kind_of_broken_link(tmp_path):
