@@ -35,8 +35,8 @@ import dagster as dg
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 
 from medallion_assets.engine.paths import DATA_DIR_ENV
-from medallion_assets.engine.sample import generate_sample
 from medallion_assets.orchestration.jobs import multiprocess_run_config
+from medallion_assets.sample import generate_sample
 
 CODE_LOCATION_MODULE = "medallion_assets.definitions"
 JOB = "medallion_daily"

@@ -26,7 +26,7 @@ from pathlib import Path
 import duckdb
 from deltalake import DeltaTable
 
-import medallion_assets.engine.sample as sample_module
+import medallion_assets.sample as sample_module
 from medallion_assets.engine.base import load_base_tables, load_partition
 from medallion_assets.engine.curated import load_curated_model, load_model
 from medallion_assets.engine.paths import list_landing_files

@@ -148,7 +148,7 @@ def main() -> int:
 
     from medallion_assets.definitions import defs
     from medallion_assets.demo import demo_partitions
-    from medallion_assets.engine.sample import advance_sample, generate_sample, sample_paths
+    from medallion_assets.sample import advance_sample, generate_sample, sample_paths
 
     quiet = lambda _message: None  # noqa: E731
     print(f"data dir {data_dir}")

@@ -139,7 +139,7 @@ def _dispatch(args) -> int:
         os.environ[DATA_DIR_ENV] = str(resolve_data_dir(args.data_dir))
     data_dir = resolve_data_dir()
     from medallion_assets.engine.database import SourceReadError
-    from medallion_assets.engine.sample import SampleError, advance_sample, default_sample_start, generate_sample
+    from medallion_assets.sample import SampleError, advance_sample, default_sample_start, generate_sample
 
     try:
         if args.command == "plan":

@@ -14,7 +14,7 @@ import dagster as dg
 
 from medallion_assets.engine.lake import as_path, is_remote, local_dir, open_delta
 from medallion_assets.engine.paths import LOAD_TYPES, repository_root
-from medallion_assets.engine.sample import default_sample_start, generate_sample, sample_exists
+from medallion_assets.sample import default_sample_start, generate_sample, sample_exists
 
 if TYPE_CHECKING:
     from medallion_assets.orchestration.launch import FinishedRun
@@ -38,8 +38,8 @@ def landing_partitions(data_dir: Path) -> list[date]:
 def demo_partitions(data_dir: Path) -> list[date]:
     """Every landed day, plus the sample source's current day when it has not been landed yet
     (after `medallion sample advance`; its extract then holds every change since the last one)."""
-    from medallion_assets.engine.sample import sample_paths
-    from medallion_assets.engine.sample.erp import current_source_day
+    from medallion_assets.sample import sample_paths
+    from medallion_assets.sample.erp import current_source_day
 
     days = set(landing_partitions(data_dir))
     database = sample_paths(as_path(data_dir)).database

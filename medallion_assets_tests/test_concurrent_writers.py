@@ -19,7 +19,7 @@ import pytest
 from deltalake import DeltaTable
 
 from medallion_assets.engine.base import load_base_tables, load_partition, table_path
-from medallion_assets.engine.sample import generate_sample
+from medallion_assets.sample import generate_sample
 
 pytestmark = pytest.mark.slow  # four loader processes at once
 

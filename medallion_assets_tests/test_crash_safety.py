@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
-from medallion_assets.engine.sample import generate_sample
+from medallion_assets.sample import generate_sample
 from medallion_assets_tests.lake_contents import LOAD_STAMPS, landing_contents
 from medallion_assets_tests.lake_contents import rows as sorted_rows
 

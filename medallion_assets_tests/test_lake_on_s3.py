@@ -28,9 +28,9 @@ from medallion_assets.engine.landing_scan import scan_for_new_files
 from medallion_assets.engine.maintenance import delta_tables, file_stats, maintain_table
 from medallion_assets.engine.paths import list_landing_files, resolve_data_dir
 from medallion_assets.engine.rollback import execute_rollback, plan_rollback
-from medallion_assets.engine.sample import generate_sample
 from medallion_assets.engine.serving import refresh_serving_views
 from medallion_assets.engine.sources import load_sources
+from medallion_assets.sample import generate_sample
 from medallion_assets_tests.crash_worker import run_base, run_curated, sample_days
 from medallion_assets_tests.lake_contents import LOAD_STAMPS, landing_contents
 from medallion_assets_tests.lake_contents import rows as sorted_rows

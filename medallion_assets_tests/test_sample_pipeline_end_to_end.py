@@ -11,7 +11,7 @@ from deltalake import DeltaTable
 from medallion_assets.definitions import defs
 from medallion_assets.engine.base import load_base_tables
 from medallion_assets.engine.base.invariants import scd2_violations
-from medallion_assets.engine.sample import generate_sample
+from medallion_assets.sample import generate_sample
 
 pytestmark = pytest.mark.slow  # the whole sample pipeline through Dagster
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medallion_assets.engine.base.model import BaseTable, load_base_tables
+from medallion_assets.engine.curated.keys import resolve_key_columns
 from medallion_assets.engine.curated.model import CuratedModel, DimensionMeta, FactMeta, load_curated_model
 from medallion_assets.engine.curated.sql import output_columns
 from medallion_assets.engine.metadata import MetadataError, metadata_root
@@ -124,8 +125,6 @@ def _missing_dependency(meta: DimensionMeta | FactMeta, *, included: dict[str, B
 
 
 def _maps_to(fact: FactMeta, dimension: str) -> bool:
-    from medallion_assets.engine.curated.facts import resolve_key_columns
-
     columns = output_columns(fact.sql) or []
     mappings, _ = resolve_key_columns(columns, fact.dimensions, degenerate=fact.spec.degenerate_keys, strict=False)
     return any(m.dimension == dimension for m in mappings)

@@ -27,6 +27,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from medallion_assets.engine.clock import utc_now
 from medallion_assets.engine.sqltext import quote_identifier
 
 DEFAULT_CHUNK_ROWS = 65_536
@@ -77,8 +78,8 @@ def is_postgres(url: str) -> bool:
 
 
 @dataclass(frozen=True)
-class Extract:
-    """What to read: a table or a query, optional columns, an optional watermark filter."""
+class SourceQuery:
+    """What to read from a source database: a table or a query, optional columns, an optional watermark filter."""
 
     label: str  # "source 'erp', object 'customer'": every error names it
     table: str | None = None
@@ -132,7 +133,7 @@ class SqlSource:
     def now(self, clock_query: str | None) -> datetime:
         """The source's own now (``clock_query``), else the wall clock, naive UTC, whole seconds."""
         if not clock_query:
-            return datetime.now(UTC).replace(microsecond=0, tzinfo=None)
+            return utc_now(whole_seconds=True)
         value = self._guard(f"source {self.source!r}: connection.clock_query failed", lambda: self._backend.scalar(clock_query))
         if isinstance(value, str):  # SQLite keeps timestamps as ISO text
             try:
@@ -143,7 +144,7 @@ class SqlSource:
             raise SourceReadError(f"source {self.source!r}: connection.clock_query must return one timestamp", transient=False)
         return _plain(value).replace(microsecond=0)
 
-    def read(self, extract: Extract) -> pa.RecordBatchReader:
+    def read(self, extract: SourceQuery) -> pa.RecordBatchReader:
         """Stream ``extract`` as Arrow batches with normalised types (see :func:`normalise_batch`)."""
         reader = self._guard(f"{extract.label}: extract failed", lambda: normalise_reader(self._backend.read(extract), extract.label))
         _check_schema(reader.schema, extract)
@@ -166,7 +167,7 @@ class SqlSource:
         return self._guard(f"source {self.source!r}: cannot read the catalog", call)
 
 
-def _check_schema(schema: pa.Schema, extract: Extract) -> None:
+def _check_schema(schema: pa.Schema, extract: SourceQuery) -> None:
     seen: set[str] = set()
     duplicates = sorted({name for name in schema.names if name in seen or seen.add(name)})
     if duplicates:
@@ -188,7 +189,7 @@ def _check_schema(schema: pa.Schema, extract: Extract) -> None:
 # --- SQL text shared by both backends --------------------------------------------------------
 
 
-def select_sql(extract: Extract, quote, parameter: str) -> tuple[str, list[Any]]:
+def select_sql(extract: SourceQuery, quote, parameter: str) -> tuple[str, list[Any]]:
     """The SELECT for ``extract``; the watermark bound as a parameter, never pasted in."""
     relation = f"({extract.query}) AS medallion_src" if extract.query else _qualified(extract.table, quote)
     if extract.distinct is not None:
@@ -299,7 +300,7 @@ class _AdbcPostgres(_Backend):
         finally:
             cursor.close()
 
-    def read(self, extract: Extract) -> pa.RecordBatchReader:
+    def read(self, extract: SourceQuery) -> pa.RecordBatchReader:
         sql, params = select_sql(extract, quote_identifier, "$1")
         cursor = self._con.cursor()
         cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(16 << 20)})
@@ -375,7 +376,7 @@ class _SqlAlchemy(_Backend):
     def inspector(self):
         return self._sa.inspect(self._con)
 
-    def read(self, extract: Extract) -> pa.RecordBatchReader:
+    def read(self, extract: SourceQuery) -> pa.RecordBatchReader:
         sa = self._sa
         sql, params = select_sql(extract, self._quote, ":since")
         typed = self._column_types(extract)
@@ -402,7 +403,7 @@ class _SqlAlchemy(_Backend):
 
         return pa.RecordBatchReader.from_batches(schema, batches())
 
-    def _column_types(self, extract: Extract) -> dict[str, Any]:
+    def _column_types(self, extract: SourceQuery) -> dict[str, Any]:
         if extract.table is None:
             return {}
         schema, _, table = extract.table.rpartition(".")
@@ -498,7 +499,7 @@ def _infer_schema(names: list[str], rows: list) -> pa.Schema:
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS",
-    "Extract",
+    "SourceQuery",
     "SourceReadError",
     "SqlSource",
     "UnsupportedColumnType",

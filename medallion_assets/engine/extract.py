@@ -21,7 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from medallion_assets.engine.database import Extract, SourceReadError, SqlSource
+from medallion_assets.engine.clock import utc_now
+from medallion_assets.engine.database import SourceQuery, SourceReadError, SqlSource
 from medallion_assets.engine.files import atomic_path, copy_file_atomic
 from medallion_assets.engine.lake import as_path, local_copy, local_dir
 from medallion_assets.engine.memory import budgeted, configure, new_database
@@ -152,7 +153,7 @@ def _source_now(con: duckdb.DuckDBPyConnection, system: SourceSystem) -> datetim
         if not row or not isinstance(row[0], datetime):
             raise SourceUnavailable(f"source {system.source!r}: connection.clock_query must return one timestamp")
         return row[0].replace(microsecond=0, tzinfo=None)
-    return datetime.now(UTC).replace(microsecond=0, tzinfo=None)
+    return utc_now(whole_seconds=True)
 
 
 def existing_extract(data_dir: Path, system: SourceSystem, obj: SourceObject, partition_date: date) -> list[LandingFile]:
@@ -273,7 +274,7 @@ def _extract_from_database(
             since = None
             if load_type == "delta":
                 since = previous_watermark - timedelta(hours=obj.watermark_lookback_hours)
-            extract = Extract(
+            extract = SourceQuery(
                 label=f"{label} ({load_type} extract)",
                 table=None if obj.query else obj.source_table,
                 query=obj.query,

@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from medallion_assets.engine.base.model import BaseTable
+from medallion_assets.engine.curated.keys import resolve_key_columns
+from medallion_assets.engine.curated.model import DimensionMeta
 from medallion_assets.engine.sqltext import to_snake_case
 
 SYSTEM_PREFIX = "lh_"
@@ -118,9 +120,6 @@ def stored_columns(root, refs) -> dict[tuple[str, str], list[str]]:
 def curated_lineage(meta, root, columns: Sequence[str]) -> Lineage:
     """The lineage of a dimension, fact or bridge (``DimensionMeta`` / ``FactMeta``) whose stored
     columns are ``columns``, against the tables its SQL reads as they are stored in ``root``."""
-    from medallion_assets.engine.curated.facts import resolve_key_columns
-    from medallion_assets.engine.curated.model import DimensionMeta
-
     from_sql = sql_lineage(meta.sql, stored_columns(root, meta.reads))
     if isinstance(meta, DimensionMeta):
         return dimension_lineage(from_sql, columns, id_column=meta.id_column)

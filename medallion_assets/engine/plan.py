@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from medallion_assets.engine.base.model import BaseTable
-from medallion_assets.engine.curated.facts import resolve_key_columns
+from medallion_assets.engine.curated.keys import resolve_key_columns
 from medallion_assets.engine.curated.model import DimensionMeta, FactMeta
 from medallion_assets.engine.lake import as_path, is_delta, open_delta
 from medallion_assets.engine.metadata import MetadataError
@@ -35,7 +35,7 @@ class Change:
 
 
 @dataclass(frozen=True)
-class TablePlan:
+class TableChanges:
     table: str  # "curated.fact_sale", "base.erp_customer"
     file: str  # the metadata file that declares it
     partitioned: bool
@@ -48,11 +48,11 @@ class TablePlan:
 
 
 @dataclass(frozen=True)
-class Plan:
-    tables: tuple[TablePlan, ...] = field(default_factory=tuple)
+class MetadataPlan:
+    tables: tuple[TableChanges, ...] = field(default_factory=tuple)
 
     @property
-    def changed(self) -> tuple[TablePlan, ...]:
+    def changed(self) -> tuple[TableChanges, ...]:
         return tuple(t for t in self.tables if t.changes)
 
 
@@ -87,24 +87,24 @@ def bind_sql(sql: str, *, file: Path, schemas: Mapping[tuple[str, str], pa.Schem
         con.close()
 
 
-def plan_curated(meta: DimensionMeta | FactMeta, root: Path) -> TablePlan:
+def plan_curated(meta: DimensionMeta | FactMeta, root: Path) -> TableChanges:
     """What the next load of a dimension, fact or bridge changes in its stored table."""
     partitioned = isinstance(meta, FactMeta) and meta.is_partitioned
     name, file = f"curated.{meta.table}", str(meta.sql_path)
     schemas = {(r.schema, r.table): stored_schema(root, r.schema, r.table) for r in meta.reads}
     missing = sorted(f"{s}.{t}" for (s, t), v in schemas.items() if v is None)
     if missing:
-        return TablePlan(name, file, partitioned, notes=(f"cannot bind yet: {', '.join(missing)} not stored",))
+        return TableChanges(name, file, partitioned, notes=(f"cannot bind yet: {', '.join(missing)} not stored",))
     planned = _written_columns(meta, bind_sql(meta.sql, file=meta.sql_path, schemas=schemas))
     stored = stored_schema(root, "curated", meta.table)
     if stored is None:
-        return TablePlan(name, file, partitioned, changes=(Change("table added", f"{len(planned)} columns"),))
+        return TableChanges(name, file, partitioned, changes=(Change("table added", f"{len(planned)} columns"),))
     con = duckdb.connect()
     try:
         before = {c: t for c, t in duckdb_types(con, stored).items() if c in planned or not _framework(meta, c)}
     finally:
         con.close()
-    return TablePlan(name, file, partitioned, changes=tuple(compare_columns(before, planned)))
+    return TableChanges(name, file, partitioned, changes=tuple(compare_columns(before, planned)))
 
 
 def _written_columns(meta: DimensionMeta | FactMeta, columns: dict[str, str]) -> dict[str, str]:
@@ -140,13 +140,13 @@ def compare_columns(before: Mapping[str, str], after: Mapping[str, str]) -> list
     return changes
 
 
-def plan_base(table: BaseTable, root: Path, *, last_load: Mapping[str, str] | None) -> TablePlan:
+def plan_base(table: BaseTable, root: Path, *, last_load: Mapping[str, str] | None) -> TableChanges:
     """What the metadata changes for a base table: its write behaviour and business keys against
     its last load, its declared projection against the stored columns."""
     name = f"base.{table.name}"
     stored = stored_schema(root, "base", table.name)
     if stored is None:
-        return TablePlan(name, table.file, True, changes=(Change("table added", table.write_behaviour),))
+        return TableChanges(name, table.file, True, changes=(Change("table added", table.write_behaviour),))
     changes: list[Change] = []
     last = last_load or {}
     if last.get("write_behaviour") and last["write_behaviour"] != table.write_behaviour:
@@ -158,20 +158,20 @@ def plan_base(table: BaseTable, root: Path, *, last_load: Mapping[str, str] | No
         stored_columns = [c for c in stored.names if not c.startswith(SYSTEM_PREFIX)]
         changes += [Change("column added", c) for c in table.columns if c not in stored_columns]
         changes += [Change("column removed", c, breaking=True) for c in stored_columns if c not in table.columns]
-    return TablePlan(name, table.file, True, changes=tuple(changes))
+    return TableChanges(name, table.file, True, changes=tuple(changes))
 
 
 def make_plan(
     *, base_tables: Sequence[BaseTable], curated: Sequence[DimensionMeta | FactMeta], root: Path,
     last_loads: Mapping[str, Mapping[str, str]],
-) -> Plan:
+) -> MetadataPlan:
     """The plan of every included base table and every dimension, fact and bridge."""
     tables = [plan_base(t, root, last_load=last_loads.get(t.name)) for t in base_tables if t.include]
     tables += [plan_curated(meta, root) for meta in curated]
-    return Plan(tuple(tables))
+    return MetadataPlan(tuple(tables))
 
 
-def rebuild_command(table: TablePlan, *, first_day: str, last_day: str) -> str:
+def rebuild_command(table: TableChanges, *, first_day: str, last_day: str) -> str:
     """The command that rebuilds a changed table: a backfill of the daily job over the stored
     days for a partitioned table, one materialization for the others."""
     if table.partitioned:

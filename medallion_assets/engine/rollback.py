@@ -39,7 +39,7 @@ Action = Literal["restore", "already_restored", "created_by_run"]
 
 
 @dataclass(frozen=True)
-class TablePlan:
+class RollbackStep:
     """What undoing the window means for one table the run wrote."""
 
     layer: str  # "base", "curated", "base/_state" or "base/_quarantine"
@@ -64,7 +64,7 @@ class TablePlan:
 class TableRollback:
     """The outcome for one table: restored (``version_after`` set), skipped, or failed."""
 
-    plan: TablePlan
+    plan: RollbackStep
     restored: bool
     version_after: int | None = None
     error: str | None = None
@@ -96,7 +96,7 @@ def _file_set(dt: DeltaTable) -> tuple[frozenset[str], str]:
     return frozenset(dt.file_uris()), dt.schema().to_json()
 
 
-def plan_table(layer: str, table: str, path: Path, start: datetime, end: datetime) -> TablePlan | None:
+def plan_table(layer: str, table: str, path: Path, start: datetime, end: datetime) -> RollbackStep | None:
     """The plan for one table, or ``None`` when no commit of it lies inside [start, end]."""
     start_ms, end_ms = math.floor(_epoch_ms(start)), math.ceil(_epoch_ms(end))
     dt = open_delta(path)
@@ -108,15 +108,15 @@ def plan_table(layer: str, table: str, path: Path, start: datetime, end: datetim
     later = sum(1 for e in history if e["version"] > max(in_window))
     base = dict(layer=layer, table=table, path=as_path(path), run_versions=in_window, current_version=current)
     if min(in_window) == 0:
-        return TablePlan(**base, action="created_by_run", version_before=None, later_commits=later)
+        return RollbackStep(**base, action="created_by_run", version_before=None, later_commits=later)
     before = min(in_window) - 1
     # A previous rollback (or any later commit) may already have brought the table back.
     if _file_set(dt) == _file_set(open_delta(path, version=before)):
-        return TablePlan(**base, action="already_restored", version_before=before, later_commits=0)
-    return TablePlan(**base, action="restore", version_before=before, later_commits=later)
+        return RollbackStep(**base, action="already_restored", version_before=before, later_commits=0)
+    return RollbackStep(**base, action="restore", version_before=before, later_commits=later)
 
 
-def plan_rollback(data_dir: Path, start: datetime, end: datetime) -> list[TablePlan]:
+def plan_rollback(data_dir: Path, start: datetime, end: datetime) -> list[RollbackStep]:
     """One plan per table with commits inside [start, end]; every other table is left out."""
     if end < start:
         raise ValueError(f"rollback window ends ({end}) before it starts ({start})")
@@ -128,12 +128,12 @@ def plan_rollback(data_dir: Path, start: datetime, end: datetime) -> list[TableP
     return plans
 
 
-def blocked_by_later_commits(plans: list[TablePlan]) -> list[TablePlan]:
+def blocked_by_later_commits(plans: list[RollbackStep]) -> list[RollbackStep]:
     """Tables whose restore would also undo commits made after the run."""
     return [p for p in plans if p.action == "restore" and p.later_commits > 0]
 
 
-def execute_rollback(plans: list[TablePlan], *, undo_later_commits: bool = False) -> list[TableRollback]:
+def execute_rollback(plans: list[RollbackStep], *, undo_later_commits: bool = False) -> list[TableRollback]:
     """Restore every ``restore`` plan; one table's failure does not stop the others.
 
     Refuses up front (``ValueError``, nothing restored) when a table has commits after the run,

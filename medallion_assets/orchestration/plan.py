@@ -14,7 +14,7 @@ import dagster as dg
 
 from medallion_assets.engine.base.model import BaseTable
 from medallion_assets.engine.catalog import load_project_metadata
-from medallion_assets.engine.plan import Plan, make_plan, rebuild_command
+from medallion_assets.engine.plan import MetadataPlan, make_plan, rebuild_command
 from medallion_assets.engine.project import load_project_settings
 
 LAST_LOAD_KEYS = ("write_behaviour", "business_keys")
@@ -31,7 +31,7 @@ def last_loads(instance: dg.DagsterInstance, tables: list[BaseTable]) -> dict[st
     return out
 
 
-def plan_project(root: Path) -> Plan:
+def plan_project(root: Path) -> MetadataPlan:
     """The plan of the metadata folder against the lake at ``root`` and the instance at ``$DAGSTER_HOME``."""
     project = load_project_metadata()
     curated = [*project.curated.dimensions.values(), *project.curated.facts.values()]
@@ -40,7 +40,7 @@ def plan_project(root: Path) -> Plan:
     return make_plan(base_tables=project.base_tables, curated=curated, root=root, last_loads=loads)
 
 
-def render(plan: Plan, *, as_json: bool, log: Callable[[str], None] = print) -> None:
+def render(plan: MetadataPlan, *, as_json: bool, log: Callable[[str], None] = print) -> None:
     first = load_project_settings().partitions.start_without_data.isoformat()
     last = (date.today() - timedelta(days=1)).isoformat()
     if as_json:

@@ -32,7 +32,7 @@ The keyed path is ``keyed.py``; this module selects and reads the batch and runs
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -45,6 +45,7 @@ from medallion_assets.engine.base.reader import DELETE_FLAG, Extract, Selection,
 from medallion_assets.engine.base.scan import connect, described, native_files, register_delta, stream
 from medallion_assets.engine.base.schema import BaseLoadError, unify
 from medallion_assets.engine.base.staging import StagedRows, align_staged, drop_staged, read_extract, select_staged
+from medallion_assets.engine.clock import utc_now
 from medallion_assets.engine.conflicts import retry_on_commit_conflict
 from medallion_assets.engine.delta_copy import local_root, write_query
 from medallion_assets.engine.files import exclusive_lock
@@ -59,10 +60,6 @@ EXTRACTED_AT_KEY = "medallion.extracted_at"
 
 def _open(path: Path) -> DeltaTable | None:
     return open_delta(path) if is_delta(path) else None
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _data_schema(dt: DeltaTable | None, skip_prefix: tuple[str, ...] = ("lh_", "_")) -> pa.Schema | None:
@@ -80,7 +77,7 @@ def load_partition(table: BaseTable, data_dir: Path, partition_date: date, *, no
     conflict with an outside writer re-runs the whole read-compute-commit, never just the commit.
     """
     data_dir = as_path(data_dir)
-    now = now or _now()
+    now = now or utc_now()
     load = _recreate if table.recreate else _load_partition
     with exclusive_lock(lock_path(data_dir, table)):
         return retry_on_commit_conflict(lambda: load(table, data_dir, partition_date, now))

@@ -3,7 +3,8 @@
 from medallion_assets.engine.curated.calendar import build_calendar, load_calendar
 from medallion_assets.engine.curated.dimensions import load_dimension, merge_scd1, merge_scd2, unknown_member
 from medallion_assets.engine.curated.errors import CuratedError
-from medallion_assets.engine.curated.facts import load_fact, map_keys, resolve_key_columns
+from medallion_assets.engine.curated.facts import load_fact, map_keys
+from medallion_assets.engine.curated.keys import resolve_key_columns
 from medallion_assets.engine.curated.model import (
     CalendarMeta,
     CuratedModel,

@@ -11,7 +11,7 @@ from typing import Any
 
 import duckdb
 
-from medallion_assets.engine.curated.facts import resolve_key_columns
+from medallion_assets.engine.curated.keys import resolve_key_columns
 from medallion_assets.engine.curated.model import CalendarMeta, DimensionMeta, FactMeta
 from medallion_assets.engine.curated.sql import is_delta_table, q
 from medallion_assets.engine.curated.tables import UNKNOWN_ID, curated_path

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from medallion_assets.engine.base.history import OPEN_END
+from medallion_assets.engine.clock import utc_now
 from medallion_assets.engine.curated.errors import CuratedError
 from medallion_assets.engine.curated.model import DimensionMeta
 from medallion_assets.engine.curated.sql import check_identifier, q, run_select
@@ -53,10 +54,6 @@ class MergeOutcome:
     @property
     def changed(self) -> bool:
         return bool(self.inserted or self.updated or self.deleted)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def system_schema(scd2: bool) -> list[pa.Field]:

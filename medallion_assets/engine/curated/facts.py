@@ -10,7 +10,6 @@ All of it is one set-based DuckDB statement per batch, no per-row Python.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from medallion_assets.engine.base.history import OPEN_END
+from medallion_assets.engine.clock import utc_now
 from medallion_assets.engine.curated.calendar import date_to_key
-from medallion_assets.engine.curated.dimensions import utc_now
 from medallion_assets.engine.curated.errors import CuratedError
-from medallion_assets.engine.curated.model import CALENDAR, CalendarMeta, DimensionMeta, FactMeta
+from medallion_assets.engine.curated.keys import KeyMapping, resolve_key_columns
+from medallion_assets.engine.curated.model import CalendarMeta, DimensionMeta, FactMeta
 from medallion_assets.engine.curated.sql import check_identifier, is_delta_table, q, run_select
 from medallion_assets.engine.curated.tables import (
     LOW_DATE,
@@ -36,57 +36,6 @@ from medallion_assets.engine.lake import open_delta, write_delta
 from medallion_assets.engine.memory import budgeted, new_database
 from medallion_assets.engine.outcome import LoadOutcome
 from medallion_assets.engine.sqltext import literal
-
-
-@dataclass(frozen=True)
-class KeyMapping:
-    """One fact key column and the dimension (and role) it refers to."""
-
-    column: str  # e.g. customer_key, calendar_ship_key
-    dimension: str  # e.g. customer, calendar
-    role: str | None
-    target: str  # e.g. customer_id; calendar keys keep their name
-
-
-def resolve_key_columns(
-    columns: list[str],
-    dimensions: Mapping[str, Any],
-    *,
-    degenerate: list[str] | tuple[str, ...] = (),
-    source: str = "fact",
-    strict: bool = True,
-) -> tuple[list[KeyMapping], list[str]]:
-    """Find the dimension of every ``*_key`` column by the longest matching dimension name.
-
-    A ``*_key`` column with no dimension is an error when ``strict`` (mapping on), otherwise a
-    warning. Returns the mappings and the warnings.
-    """
-    mappings: list[KeyMapping] = []
-    warnings: list[str] = []
-    for column in columns:
-        if not column.endswith("_key") or column in degenerate:
-            continue
-        stem = column[: -len("_key")]
-        candidates = [d for d in dimensions if stem == d or stem.startswith(d + "_")]
-        if not candidates:
-            message = (
-                f"{source}: column {column!r} looks like a dimension key but no dimension "
-                f"'{stem}' (dim_{stem}) exists in the curated model; rename it or list it in degenerate_keys"
-            )
-            if strict:
-                raise CuratedError(message)
-            warnings.append(message)
-            continue
-        dimension = max(candidates, key=len)
-        role = stem[len(dimension) + 1 :] or None
-        if dimension == CALENDAR:
-            target = column
-        else:
-            target = f"{dimension}_{role}_id" if role else f"{dimension}_id"
-            if target in columns:
-                raise CuratedError(f"{source}: column {column!r} maps to {target!r}, which the SQL already returns")
-        mappings.append(KeyMapping(column=column, dimension=dimension, role=role, target=target))
-    return mappings, warnings
 
 
 def _day_end(column: str, arrow_type: pa.DataType) -> str:

@@ -15,13 +15,13 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from medallion_assets.engine.curated.errors import CuratedError
+from medallion_assets.engine.curated.keys import CALENDAR, resolve_key_columns
 from medallion_assets.engine.curated.sql import TableRef, output_columns, parse_select
 from medallion_assets.engine.metadata import MetadataError, StrictModel, load_model, metadata_root
 from medallion_assets.engine.policies import RetrySettings
 from medallion_assets.engine.sqltext import check_name
 
 MODEL_FILE = "model.yaml"
-CALENDAR = "calendar"
 DimensionPattern = Literal["scd1", "scd2"]
 FactPattern = Literal["overwrite", "append", "merge", "incremental", "replace"]
 
@@ -282,8 +282,6 @@ def _check_fact_keys(model: CuratedModel) -> None:
     """Every ``*_key`` column a fact's SQL returns names a dimension of the model or is listed in
     ``degenerate_keys``: checked from the SQL text, so the code location fails before any run.
     Columns behind ``*`` are checked at run time instead."""
-    from medallion_assets.engine.curated.facts import resolve_key_columns
-
     for fact in model.facts.values():
         columns = output_columns(fact.sql)
         if not fact.spec.map_keys or columns is None:

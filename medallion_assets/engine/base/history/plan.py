@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 
 from medallion_assets.engine.base.history.fold import fold
 from medallion_assets.engine.base.history.observe import observe
-from medallion_assets.engine.base.history.spec import HistorySpec, Plan, StagedPlan
+from medallion_assets.engine.base.history.spec import HistoryPlan, HistorySpec, StagedPlan
 from medallion_assets.engine.base.history.steps import Steps
 from medallion_assets.engine.base.reader import Extract
 from medallion_assets.engine.base.scan import connect
@@ -37,7 +37,7 @@ def plan(
     *,
     schema: pa.Schema | None = None,
     reread_keys: Callable[[str], pa.Table] | None = None,
-) -> Plan:
+) -> HistoryPlan:
     """Add ``extracts`` (already aligned to ``spec.columns``) to the observations in ``state``.
 
     ``state`` is an Arrow table with :func:`state_schema`, or None for none yet. ``schema`` types
@@ -56,7 +56,7 @@ def plan(
             state=state, proto=schema.empty_table().select(list(spec.columns))
         )
         arrow = {name: con.sql(f"SELECT * FROM {name}").to_arrow_table() for name in (staged.new_state, staged.history, staged.affected)}
-        return Plan(
+        return HistoryPlan(
             new_state=arrow[staged.new_state], history=arrow[staged.history], affected=arrow[staged.affected], batch_keys=staged.batch_keys
         )
     finally:

@@ -40,7 +40,7 @@ class HistorySpec:
 
 
 @dataclass
-class Plan:
+class HistoryPlan:
     """The outcome of adding a batch: observations to store, and the affected keys' history."""
 
     new_state: pa.Table  # rows to append to the observation table

@@ -81,9 +81,9 @@ def generate_sample(
     log: Callable[[str], None] = print,
 ) -> list[date]:
     """Write the sample database at its final state and the landing files of ``days`` daily extracts."""
-    from medallion_assets.engine.sample.erp import advance_erp_database, create_erp_database
-    from medallion_assets.engine.sample.finance import write_budget_drops
-    from medallion_assets.engine.sample.publish import erp_target
+    from medallion_assets.sample.erp import advance_erp_database, create_erp_database
+    from medallion_assets.sample.finance import write_budget_drops
+    from medallion_assets.sample.publish import erp_target
 
     data_dir = as_path(data_dir)
     systems = load_sources(SAMPLE_METADATA / "sources")
@@ -173,9 +173,9 @@ def _move_into_place(staging: Path, data_dir: Path, staged: SamplePaths, final: 
 
 def advance_sample(data_dir: Path, *, days: int = 1, log: Callable[[str], None] = print) -> list[date]:
     """Move the source systems forward; the landing assets then extract the new days."""
-    from medallion_assets.engine.sample.erp import advance_erp_database
-    from medallion_assets.engine.sample.finance import write_budget_drops
-    from medallion_assets.engine.sample.publish import erp_target
+    from medallion_assets.sample.erp import advance_erp_database
+    from medallion_assets.sample.finance import write_budget_drops
+    from medallion_assets.sample.publish import erp_target
 
     target = erp_target(erp_database_url())
     paths = sample_paths(as_path(data_dir))

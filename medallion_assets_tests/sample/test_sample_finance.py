@@ -10,8 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from medallion_assets.engine.sample.erp import CATEGORIES, REGIONS, advance_erp_database, create_erp_database
-from medallion_assets.engine.sample.finance import write_budget_drops
+from medallion_assets.sample.erp import CATEGORIES, REGIONS, advance_erp_database, create_erp_database
+from medallion_assets.sample.finance import write_budget_drops
 
 START = date(2026, 1, 30)
 SIMULATED = [date(2026, 1, 30), date(2026, 1, 31), date(2026, 2, 1), date(2026, 2, 2)]

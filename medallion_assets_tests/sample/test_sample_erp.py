@@ -10,8 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from medallion_assets.engine.sample import erp
-from medallion_assets.engine.sample.erp import (
+from medallion_assets.sample.erp import (
     CATEGORIES,
     COUNTRY_REGION,
     REGIONS,
@@ -19,6 +18,7 @@ from medallion_assets.engine.sample.erp import (
     create_erp_database,
     current_source_day,
 )
+from medallion_assets.sample.erp import days as erp_days
 
 START = date(2026, 1, 1)
 DAYS = 10
@@ -301,7 +301,7 @@ def test_a_failing_day_leaves_the_previous_day_intact(tmp_path: Path, monkeypatc
     def broken(*args, **kwargs):
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(erp, "_order_lines_day", broken)  # customers etc. already changed when it fails
+    monkeypatch.setattr(erp_days, "_order_lines_day", broken)  # customers etc. already changed when it fails
     with pytest.raises(RuntimeError, match="power cut"):
         advance_erp_database(db, days=1)
     assert _content_hash(db) == before

@@ -20,7 +20,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from medallion_assets.engine.files import atomic_path
-from medallion_assets.engine.sample.erp import (
+from medallion_assets.sample.erp.days import current_source_day, read_sample_state
+from medallion_assets.sample.erp.reference import (
     CATEGORIES,
     CATEGORY_PRICE_RANGE,
     CATEGORY_WEIGHTS,
@@ -29,10 +30,8 @@ from medallion_assets.engine.sample.erp import (
     LOCATIONS,
     QUANTITY_P,
     REGIONS,
-    SampleState,
-    current_source_day,
-    read_sample_state,
 )
+from medallion_assets.sample.erp.state import SampleState
 
 __all__ = ["BUDGET_COLUMNS", "budget_file_name", "budget_table", "is_budget_day", "write_budget_drops"]
 
