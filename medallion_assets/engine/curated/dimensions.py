@@ -12,7 +12,7 @@ order so a rerun on the same input produces the same ids. ``-1`` is the unknown 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -259,69 +259,95 @@ def merge_scd2(
         columns, proj, max_id = _prepare(
             con, existing, incoming, id_column=id_column, scd2=True, now=now, overrides=unknown_overrides
         )
-        bk, idc = q(business_key), q(id_column)
-        attrs = [c for c in columns if c not in (business_key, valid_from_column)]
-        diff = " OR ".join(f"i.{q(c)} IS DISTINCT FROM {proj(c)}" for c in attrs) or "false"
-        candidate = f"coalesce(CAST(i.{q(valid_from_column)} AS TIMESTAMP), $now)" if valid_from_column else "$now"
         params = {"now": now, "full": full_load, "max_id": max_id, "first": first_valid_from, "high": OPEN_END}
-        _execute(con,
-            f"""CREATE TEMP TABLE j AS
-            SELECT i.*, e.{idc} AS __oid, e.lh_valid_from AS __ovf, e.lh_created_date AS __ocreated,
-                   CASE WHEN e.{idc} IS NULL THEN 'new'
-                        WHEN e.lh_is_inferred THEN 'fill'
-                        WHEN e.lh_is_deleted OR ({diff}) THEN 'change'
-                        ELSE 'same' END AS __action,
-                   {candidate} AS __cvf
-            FROM inc i LEFT JOIN ex e ON e.{idc} <> {UNKNOWN_ID} AND e.lh_is_current AND i.{bk} = {proj(business_key)}""",
-            params,
-        )
-        _execute(con,
-            f"""CREATE TEMP TABLE gone AS SELECT e.* FROM ex e
-            WHERE $full AND e.{idc} <> {UNKNOWN_ID} AND e.lh_is_current AND NOT e.lh_is_deleted AND NOT e.lh_is_inferred
-              AND NOT EXISTS (SELECT 1 FROM inc i WHERE i.{bk} = {proj(business_key)})""",
-            params,
-        )
-        _execute(con,
-            f"""CREATE TEMP TABLE closes AS
-            SELECT __oid AS id, greatest(__cvf, __ovf + INTERVAL 1 MICROSECOND) AS new_vf FROM j WHERE __action = 'change'
-            UNION ALL
-            SELECT {idc}, greatest($now, lh_valid_from + INTERVAL 1 MICROSECOND) FROM gone""",
-            params,
-        )
-        cols = ", ".join(q(c) for c in columns)
-        ex_cols = ", ".join(f"{proj(c)} AS {q(c)}" for c in columns)
-        gone_cols = ", ".join(f"{proj(c, 'g')} AS {q(c)}" for c in columns)
-        result = _arrow(con,
-            f"""
-            SELECT e.{idc}, {ex_cols}, e.lh_is_deleted, e.lh_is_inferred, e.lh_created_date,
-                   CASE WHEN c.id IS NULL THEN e.lh_modified_date ELSE $now END AS lh_modified_date,
-                   e.lh_valid_from,
-                   CASE WHEN c.id IS NULL THEN e.lh_valid_to ELSE c.new_vf - INTERVAL 1 MICROSECOND END AS lh_valid_to,
-                   e.lh_is_current AND c.id IS NULL AS lh_is_current
-            FROM ex e LEFT JOIN closes c ON c.id = e.{idc}
-            WHERE e.{idc} NOT IN (SELECT __oid FROM j WHERE __action = 'fill')
-            UNION ALL
-            SELECT __oid, {cols}, false, false, __ocreated, $now, __ovf, $high, true FROM j WHERE __action = 'fill'
-            UNION ALL
-            SELECT CAST($max_id AS BIGINT) + row_number() OVER (ORDER BY {bk}, __vf), {cols},
-                   __del, false, $now, $now, __vf, $high, true
-            FROM (
-                SELECT {cols}, false AS __del,
-                       CASE WHEN __action = 'new' THEN coalesce(CAST($first AS TIMESTAMP), __cvf)
-                            ELSE greatest(__cvf, __ovf + INTERVAL 1 MICROSECOND) END AS __vf
-                FROM j WHERE __action IN ('new', 'change')
-                UNION ALL
-                SELECT {gone_cols}, true, greatest($now, g.lh_valid_from + INTERVAL 1 MICROSECOND) FROM gone g
-            ) n
-            ORDER BY 1""",
-            params,
-        )
+        keys = _Scd2Columns(columns=columns, proj=proj, id_column=id_column, business_key=business_key)
+        _execute(con, _classify_incoming_sql(keys, valid_from_column), params)
+        _execute(con, _vanished_keys_sql(keys), params)
+        _execute(con, _closing_versions_sql(keys), params)
+        result = _arrow(con, _scd2_versions_sql(keys), params)
         counts = con.execute(
             "SELECT count_if(__action = 'new'), count_if(__action IN ('change', 'fill')), (SELECT count(*) FROM gone) FROM j"
         ).fetchall()[0]
     finally:
         con.close()
     return MergeOutcome(_typed(result, scd2=True), int(counts[0] or 0), int(counts[1] or 0), int(counts[2] or 0))
+
+
+@dataclass(frozen=True)
+class _Scd2Columns:
+    """What the SCD2 merge's statements are written over: the data columns, how a stored column
+    is read (``proj``), the surrogate id and the business key."""
+
+    columns: list[str]
+    proj: Callable[..., str]
+    id_column: str
+    business_key: str
+
+
+def _classify_incoming_sql(keys: _Scd2Columns, valid_from_column: str | None) -> str:
+    """Each incoming row with the key's current version and its action: new, fill (an inferred
+    member), change (content differs or the key was deleted) or same; ``__cvf`` is when a new
+    version of it would start."""
+    bk, idc = q(keys.business_key), q(keys.id_column)
+    attrs = [c for c in keys.columns if c not in (keys.business_key, valid_from_column)]
+    diff = " OR ".join(f"i.{q(c)} IS DISTINCT FROM {keys.proj(c)}" for c in attrs) or "false"
+    candidate = f"coalesce(CAST(i.{q(valid_from_column)} AS TIMESTAMP), $now)" if valid_from_column else "$now"
+    return f"""CREATE TEMP TABLE j AS
+        SELECT i.*, e.{idc} AS __oid, e.lh_valid_from AS __ovf, e.lh_created_date AS __ocreated,
+               CASE WHEN e.{idc} IS NULL THEN 'new'
+                    WHEN e.lh_is_inferred THEN 'fill'
+                    WHEN e.lh_is_deleted OR ({diff}) THEN 'change'
+                    ELSE 'same' END AS __action,
+               {candidate} AS __cvf
+        FROM inc i LEFT JOIN ex e ON e.{idc} <> {UNKNOWN_ID} AND e.lh_is_current AND i.{bk} = {keys.proj(keys.business_key)}"""
+
+
+def _vanished_keys_sql(keys: _Scd2Columns) -> str:
+    """On a full load, the current, live, non-inferred versions whose key the SQL no longer returns."""
+    bk, idc = q(keys.business_key), q(keys.id_column)
+    return f"""CREATE TEMP TABLE gone AS SELECT e.* FROM ex e
+        WHERE $full AND e.{idc} <> {UNKNOWN_ID} AND e.lh_is_current AND NOT e.lh_is_deleted AND NOT e.lh_is_inferred
+          AND NOT EXISTS (SELECT 1 FROM inc i WHERE i.{bk} = {keys.proj(keys.business_key)})"""
+
+
+def _closing_versions_sql(keys: _Scd2Columns) -> str:
+    """The versions to close and where their successor starts (never before the closed one)."""
+    return f"""CREATE TEMP TABLE closes AS
+        SELECT __oid AS id, greatest(__cvf, __ovf + INTERVAL 1 MICROSECOND) AS new_vf FROM j WHERE __action = 'change'
+        UNION ALL
+        SELECT {q(keys.id_column)}, greatest($now, lh_valid_from + INTERVAL 1 MICROSECOND) FROM gone"""
+
+
+def _scd2_versions_sql(keys: _Scd2Columns) -> str:
+    """Every version after the merge: stored ones (closed where a successor starts), inferred
+    members filled in place, and new versions with new ids (deleted ones for vanished keys)."""
+    columns, proj = keys.columns, keys.proj
+    bk, idc = q(keys.business_key), q(keys.id_column)
+    cols = ", ".join(q(c) for c in columns)
+    ex_cols = ", ".join(f"{proj(c)} AS {q(c)}" for c in columns)
+    gone_cols = ", ".join(f"{proj(c, 'g')} AS {q(c)}" for c in columns)
+    return f"""
+        SELECT e.{idc}, {ex_cols}, e.lh_is_deleted, e.lh_is_inferred, e.lh_created_date,
+               CASE WHEN c.id IS NULL THEN e.lh_modified_date ELSE $now END AS lh_modified_date,
+               e.lh_valid_from,
+               CASE WHEN c.id IS NULL THEN e.lh_valid_to ELSE c.new_vf - INTERVAL 1 MICROSECOND END AS lh_valid_to,
+               e.lh_is_current AND c.id IS NULL AS lh_is_current
+        FROM ex e LEFT JOIN closes c ON c.id = e.{idc}
+        WHERE e.{idc} NOT IN (SELECT __oid FROM j WHERE __action = 'fill')
+        UNION ALL
+        SELECT __oid, {cols}, false, false, __ocreated, $now, __ovf, $high, true FROM j WHERE __action = 'fill'
+        UNION ALL
+        SELECT CAST($max_id AS BIGINT) + row_number() OVER (ORDER BY {bk}, __vf), {cols},
+               __del, false, $now, $now, __vf, $high, true
+        FROM (
+            SELECT {cols}, false AS __del,
+                   CASE WHEN __action = 'new' THEN coalesce(CAST($first AS TIMESTAMP), __cvf)
+                        ELSE greatest(__cvf, __ovf + INTERVAL 1 MICROSECOND) END AS __vf
+            FROM j WHERE __action IN ('new', 'change')
+            UNION ALL
+            SELECT {gone_cols}, true, greatest($now, g.lh_valid_from + INTERVAL 1 MICROSECOND) FROM gone g
+        ) n
+        ORDER BY 1"""
 
 
 def _execute(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any] | None = None) -> Any:
