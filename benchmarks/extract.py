@@ -60,8 +60,8 @@ def child(kind: str, url: str, out: str) -> None:
     import adbc_driver_postgresql.dbapi as adbc
     import pyarrow.parquet as pq
 
-    from medallion_assets.engine.extract import extract_object
-    from medallion_assets.engine.sources import SourceSystem
+    from medallion_assets.engine.landing.extract import extract_object
+    from medallion_assets.engine.landing.sources import SourceSystem
 
     started = time.perf_counter()  # the work only, imports done
     if kind.startswith("landing"):

@@ -16,9 +16,9 @@ import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from medallion_assets.engine.landing_scan import scan_for_new_files
-from medallion_assets.engine.paths import LOAD_TYPES, landing_file_path
-from medallion_assets.engine.sources import SourceSystem
+from medallion_assets.engine.landing.scan import scan_for_new_files
+from medallion_assets.engine.landing.sources import SourceSystem
+from medallion_assets.engine.storage.paths import LOAD_TYPES, landing_file_path
 
 OBJECTS = [f"object_{i:02d}" for i in range(10)]
 

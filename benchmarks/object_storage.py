@@ -23,9 +23,9 @@ from pathlib import Path
 
 from medallion_assets.engine.base import load_base_tables, load_partition
 from medallion_assets.engine.curated import load_curated_model, load_model
-from medallion_assets.engine.lake import is_delta, open_delta
-from medallion_assets.engine.paths import resolve_data_dir
 from medallion_assets.engine.serving import refresh_serving_views
+from medallion_assets.engine.storage.lake import is_delta, open_delta
+from medallion_assets.engine.storage.paths import resolve_data_dir
 from medallion_assets.sample import generate_sample
 
 STAMPS = {"lh_created_date", "lh_modified_date"}

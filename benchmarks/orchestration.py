@@ -34,7 +34,7 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 
-from medallion_assets.engine.paths import DATA_DIR_ENV
+from medallion_assets.engine.storage.paths import DATA_DIR_ENV
 from medallion_assets.orchestration.jobs import multiprocess_run_config
 from medallion_assets.sample import generate_sample
 

@@ -29,8 +29,8 @@ from deltalake import DeltaTable
 import medallion_assets.sample as sample_module
 from medallion_assets.engine.base import load_base_tables, load_partition
 from medallion_assets.engine.curated import load_curated_model, load_model
-from medallion_assets.engine.paths import list_landing_files
 from medallion_assets.engine.serving import refresh_serving_views
+from medallion_assets.engine.storage.paths import list_landing_files
 
 
 def tree_rss_mb() -> float:

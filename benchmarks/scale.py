@@ -186,7 +186,7 @@ def landing_sql(shape: str, rows: int, day: date) -> str:
 
 
 def landing_path(data_dir: Path, shape: str, day: date) -> Path:
-    from medallion_assets.engine.paths import landing_file_path
+    from medallion_assets.engine.storage.paths import landing_file_path
 
     return landing_file_path(
         data_dir, SOURCE, shape, "full", day, datetime(day.year, day.month, day.day, 22), "parquet"

@@ -107,8 +107,8 @@ class Source:
 
 
 def land(data_dir: Path, source: Source, day: date) -> Path:
-    from medallion_assets.engine.files import write_table_file
-    from medallion_assets.engine.paths import landing_file_path
+    from medallion_assets.engine.storage.files import write_table_file
+    from medallion_assets.engine.storage.paths import landing_file_path
 
     path = landing_file_path(data_dir, "bench", "customer", "full", day, datetime(day.year, day.month, day.day, 22), "parquet")
     write_table_file(source.table(), path, "parquet")
@@ -139,7 +139,7 @@ def child_floor(data_dir: Path, day: date, target: Path) -> dict:
     import pyarrow.parquet as pq
     from deltalake import write_deltalake
 
-    from medallion_assets.engine.paths import list_landing_files
+    from medallion_assets.engine.storage.paths import list_landing_files
 
     imported = time.perf_counter()
     (landing,) = list_landing_files(data_dir, "bench", "customer", partition_date=day)

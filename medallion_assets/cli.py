@@ -8,7 +8,7 @@ import sys
 from datetime import date, timedelta
 
 from medallion_assets.engine.metadata import MetadataError
-from medallion_assets.engine.paths import DATA_DIR_ENV, resolve_data_dir
+from medallion_assets.engine.storage.paths import DATA_DIR_ENV, resolve_data_dir
 
 
 def _positive(value: str) -> int:
@@ -96,10 +96,10 @@ def _add_sources_commands(commands) -> None:
 
 
 def _run_sources_discover(args) -> None:
-    from medallion_assets.engine.database import SqlSource
-    from medallion_assets.engine.discover import discover_source, starter_metadata
-    from medallion_assets.engine.extract import SourceUnavailable
-    from medallion_assets.engine.sources import load_sources
+    from medallion_assets.engine.landing.database import SqlSource
+    from medallion_assets.engine.landing.discover import discover_source, starter_metadata
+    from medallion_assets.engine.landing.extract import SourceUnavailable
+    from medallion_assets.engine.landing.sources import load_sources
 
     url_env = args.url_env
     if url_env is None:
@@ -138,7 +138,7 @@ def _dispatch(args) -> int:
     if args.data_dir:
         os.environ[DATA_DIR_ENV] = str(resolve_data_dir(args.data_dir))
     data_dir = resolve_data_dir()
-    from medallion_assets.engine.database import SourceReadError
+    from medallion_assets.engine.landing.database import SourceReadError
     from medallion_assets.sample import SampleError, advance_sample, default_sample_start, generate_sample
 
     try:

@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from medallion_assets.engine.lake import as_path, is_remote, local_dir, open_delta
-from medallion_assets.engine.paths import LOAD_TYPES, repository_root
+from medallion_assets.engine.storage.lake import LakeRoot, as_path, is_remote, local_dir, open_delta
+from medallion_assets.engine.storage.paths import LOAD_TYPES, repository_root
 from medallion_assets.sample import default_sample_start, generate_sample, sample_exists
 
 if TYPE_CHECKING:
     from medallion_assets.orchestration.launch import FinishedRun
 
 
-def landing_partitions(data_dir: Path) -> list[date]:
+def landing_partitions(data_dir: LakeRoot) -> list[date]:
     """Every day that has at least one landing file, in date order."""
     landing = as_path(data_dir) / "landing"
     days: set[date] = set()
@@ -35,7 +35,7 @@ def landing_partitions(data_dir: Path) -> list[date]:
     return sorted(days)
 
 
-def demo_partitions(data_dir: Path) -> list[date]:
+def demo_partitions(data_dir: LakeRoot) -> list[date]:
     """Every landed day, plus the sample source's current day when it has not been landed yet
     (after `medallion sample advance`; its extract then holds every change since the last one)."""
     from medallion_assets.sample import sample_paths
@@ -131,7 +131,7 @@ def _day_run(day: date, finished: FinishedRun, *, seconds: float) -> DayRun:
     )
 
 
-def run_range(data_dir: Path, *, first: date, last: date, log: Callable[[str], None] = print) -> list[DayRun]:
+def run_range(data_dir: LakeRoot, *, first: date, last: date, log: Callable[[str], None] = print) -> list[DayRun]:
     """`medallion run`: every layer for each day ``first``..``last``, then the summary."""
     started = time.perf_counter()
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
@@ -141,7 +141,7 @@ def run_range(data_dir: Path, *, first: date, last: date, log: Callable[[str], N
 
 
 def run_demo(
-    data_dir: Path,
+    data_dir: LakeRoot,
     *,
     seed: int,
     days: int,
@@ -170,13 +170,13 @@ def run_demo(
     return runs
 
 
-def _report(data_dir: Path, *, started: float, log: Callable[[str], None]) -> None:
+def _report(data_dir: LakeRoot, *, started: float, log: Callable[[str], None]) -> None:
     # Delta tables are opened only here, after every run: step processes never inherit them.
     log(format_summary(summarize(data_dir), data_dir))
     log(f"done in {time.perf_counter() - started:.1f}s")
 
 
-def summarize(data_dir: Path) -> list[tuple[str, dict[str, object]]]:
+def summarize(data_dir: LakeRoot) -> list[tuple[str, dict[str, object]]]:
     """Row counts of every Delta table and file counts of every landing object."""
 
     rows: list[tuple[str, dict[str, object]]] = []
@@ -192,7 +192,7 @@ def summarize(data_dir: Path) -> list[tuple[str, dict[str, object]]]:
     return rows
 
 
-def format_summary(summary: list[tuple[str, dict[str, object]]], data_dir: Path) -> str:
+def format_summary(summary: list[tuple[str, dict[str, object]]], data_dir: LakeRoot) -> str:
     lines = [f"\nSummary of {data_dir}:", f"  {'table':<40} {'files':>8} {'rows':>12} {'version':>8}"]
     for name, info in summary:
         lines.append(

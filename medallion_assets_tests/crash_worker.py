@@ -14,10 +14,10 @@ from pathlib import Path
 
 from medallion_assets.engine.base import load_base_tables, load_partition
 from medallion_assets.engine.curated import load_curated_model, load_model
-from medallion_assets.engine.extract import describe_landing_file, extract_object
-from medallion_assets.engine.paths import list_landing_files, resolve_data_dir
+from medallion_assets.engine.landing.extract import describe_landing_file, extract_object
+from medallion_assets.engine.landing.sources import DropFolderConnection, load_sources
 from medallion_assets.engine.project import load_project_settings
-from medallion_assets.engine.sources import DropFolderConnection, load_sources
+from medallion_assets.engine.storage.paths import list_landing_files, resolve_data_dir
 
 DAYS = 3
 

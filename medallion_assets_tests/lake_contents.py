@@ -7,9 +7,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from medallion_assets.engine.base.reader import read_landing_file
-from medallion_assets.engine.lake import LakePath
-from medallion_assets.engine.paths import list_landing_files
-from medallion_assets.engine.sources import load_sources
+from medallion_assets.engine.landing.sources import load_sources
+from medallion_assets.engine.storage.lake import LakePath
+from medallion_assets.engine.storage.paths import list_landing_files
 
 # Set when a row is written, so the only columns that differ between two clean runs.
 LOAD_STAMPS = frozenset({"lh_created_date", "lh_modified_date"})

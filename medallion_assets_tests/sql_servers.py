@@ -68,7 +68,7 @@ def execute(url: str, *statements: str) -> None:
     """Run statements against the database at ``url`` (through SQLAlchemy, committed)."""
     import sqlalchemy as sa
 
-    from medallion_assets.engine.database import sqlalchemy_url
+    from medallion_assets.engine.landing.database import sqlalchemy_url
 
     engine = sa.create_engine(sqlalchemy_url(url), poolclass=sa.pool.NullPool)
     try:

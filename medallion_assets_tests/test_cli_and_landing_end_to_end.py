@@ -9,8 +9,8 @@ import duckdb
 import pytest
 
 from medallion_assets.common.resources import LakehouseResource
-from medallion_assets.engine.paths import list_landing_files
-from medallion_assets.engine.sources import load_sources
+from medallion_assets.engine.landing.sources import load_sources
+from medallion_assets.engine.storage.paths import list_landing_files
 from medallion_assets.landing.assets import build_landing_assets, extract_day_mismatch
 
 pytestmark = pytest.mark.slow  # the medallion command and the landing assets on a generated sample
@@ -97,7 +97,7 @@ def test_bad_input_is_a_clear_error(tmp_path):
 
 def test_the_default_sample_ends_yesterday_and_its_partitions_start_on_its_first_day(tmp_path, monkeypatch):
     from medallion_assets.common.partitions import daily_partitions
-    from medallion_assets.engine.paths import list_landing_files as landed
+    from medallion_assets.engine.storage.paths import list_landing_files as landed
 
     done = medallion(tmp_path, "sample", "generate", "--days", "2", "--customers", "50", "--order-lines", "200")
     assert done.returncode == 0, done.stderr
@@ -115,7 +115,7 @@ def test_the_default_sample_ends_yesterday_and_its_partitions_start_on_its_first
 def test_a_landed_file_stamped_on_another_day_is_reported():
     from pathlib import Path
 
-    from medallion_assets.engine.extract import ExtractResult, WrittenFile
+    from medallion_assets.engine.landing.extract import ExtractResult, WrittenFile
 
     def file(stamp: str) -> WrittenFile:
         path = Path(f"/lake/landing/erp/customer/full/2026/01/05/customer_full_{stamp}.csv")

@@ -1,12 +1,12 @@
 """docs/reference.md lists every key of every metadata model, as the models define them now."""
 
-from medallion_assets.engine.paths import repository_root
-from medallion_assets.engine.reference import _IMPLIED, REFERENCE, refresh, sections
+from medallion_assets.engine.storage.paths import repository_root
+from medallion_assets.reference import _IMPLIED, REFERENCE, refresh, sections
 
 
 def test_the_reference_tables_match_the_models():
     text = (repository_root() / REFERENCE).read_text(encoding="utf-8")
-    assert refresh(text) == text, "run: .venv/bin/python -m medallion_assets.engine.reference"
+    assert refresh(text) == text, "run: .venv/bin/python -m medallion_assets.reference"
 
 
 def test_every_field_of_every_metadata_model_is_in_the_reference():

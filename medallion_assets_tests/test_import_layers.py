@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "medallion_assets"
 LAYERS = ("landing", "base", "curated")
 RANKS = {
     "engine": 0,
-    **dict.fromkeys(("common", "sample"), 1),
+    **dict.fromkeys(("common", "sample", "reference"), 1),
     **dict.fromkeys(LAYERS, 2),
     **dict.fromkeys(("orchestration",), 3),
     **dict.fromkeys(("definitions", "cli", "demo", "preload", "__init__"), 4),

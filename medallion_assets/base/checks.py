@@ -1,7 +1,6 @@
 """Checks on Base tables, evaluated in the step that loads the table: keyed invariants, keys
 present, and rows kept aside by quality rules (a warning)."""
 
-from pathlib import Path
 
 import dagster as dg
 
@@ -9,9 +8,9 @@ from medallion_assets.common.observability import TableChecks, check_spec
 from medallion_assets.engine.base.invariants import duplicate_keys, scd2_violations
 from medallion_assets.engine.base.load import quarantine_path, table_path
 from medallion_assets.engine.base.model import BaseTable
-from medallion_assets.engine.lake import is_delta, open_delta
 from medallion_assets.engine.memory import new_database
 from medallion_assets.engine.sqltext import quote_identifier
+from medallion_assets.engine.storage.lake import LakeRoot, is_delta, open_delta
 
 KEYED_INVARIANTS = "keyed_invariants"
 KEYS_NOT_NULL = "keys_not_null"
@@ -44,7 +43,7 @@ def build_base_checks(
     return TableChecks(specs=specs, evaluate=lambda data_dir: evaluate_base_checks(table=table, data_dir=data_dir))
 
 
-def evaluate_base_checks(*, table: BaseTable, data_dir: Path) -> list[dg.AssetCheckResult]:
+def evaluate_base_checks(*, table: BaseTable, data_dir: LakeRoot) -> list[dg.AssetCheckResult]:
     results = []
     if table.keyed:
         dataset = _dataset(table_path(data_dir, table))
@@ -90,7 +89,7 @@ def _keys_not_null(table: BaseTable, dataset) -> dg.AssetCheckResult:
     )
 
 
-def _quarantined_rows(table: BaseTable, data_dir: Path) -> dg.AssetCheckResult:
+def _quarantined_rows(table: BaseTable, data_dir: LakeRoot) -> dg.AssetCheckResult:
     dataset = _dataset(quarantine_path(data_dir, table))
     count = 0 if dataset is None else dataset.count_rows()
     return dg.AssetCheckResult(

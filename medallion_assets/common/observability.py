@@ -14,6 +14,7 @@ import dagster as dg
 import pyarrow as pa
 
 from medallion_assets.engine.outcome import PREVIEW_ROWS, LoadOutcome
+from medallion_assets.engine.storage.lake import LakeRoot
 
 
 def markdown_preview(table: pa.Table | None, limit: int = PREVIEW_ROWS) -> str:
@@ -109,7 +110,7 @@ class TableChecks:
     specs: list[dg.AssetCheckSpec] = field(default_factory=list)
     evaluate: Callable[[Path], list[dg.AssetCheckResult]] = lambda _data_dir: []
 
-    def results(self, data_dir: Path) -> list[dg.AssetCheckResult]:
+    def results(self, data_dir: LakeRoot) -> list[dg.AssetCheckResult]:
         results = self.evaluate(data_dir)
         missing = {spec.name for spec in self.specs} - {result.check_name for result in results}
         if missing:  # a programming error in a check factory, not bad data

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import dagster as dg
 
+from medallion_assets.engine.landing.sources import load_sources
 from medallion_assets.engine.metadata import metadata_root
-from medallion_assets.engine.paths import resolve_data_dir
 from medallion_assets.engine.project import load_project_settings
-from medallion_assets.engine.sources import load_sources
+from medallion_assets.engine.storage.paths import resolve_data_dir
 
 
 def daily_partitions() -> dg.DailyPartitionsDefinition:

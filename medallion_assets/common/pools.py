@@ -4,7 +4,7 @@ A pool is named after the table its asset writes (``base/erp_customer``,
 ``curated/dim_customer``, ``landing/erp_customer``). The instance gives every pool the limit in
 ``concurrency: pools: default_limit`` of its ``dagster.yaml`` (1 in ``deploy/dagster.yaml`` and
 ``.dagster_home/dagster.yaml``): a step waits for its table's slot whichever run or host it is on.
-The engine's file lock (``engine/files.py``) stays as the guard for the engine used without
+The engine's file lock (``engine/storage/files.py``) stays as the guard for the engine used without
 Dagster on one host.
 """
 

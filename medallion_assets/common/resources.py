@@ -6,8 +6,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from medallion_assets.engine.paths import resolve_data_dir
-from medallion_assets.engine.sources import SourceSystem
+from medallion_assets.engine.landing.sources import SourceSystem
+from medallion_assets.engine.storage.paths import resolve_data_dir
 
 
 class LakehouseResource(dg.ConfigurableResource):
@@ -27,6 +27,6 @@ class LakehouseResource(dg.ConfigurableResource):
     def database_url(self, system: SourceSystem) -> str | None:
         """The SQL database URL of a source, read at run time through Dagster's ``EnvVar`` from
         the variable its metadata names (``connection.url_env``). A secret: never log it."""
-        from medallion_assets.engine.extract import database_url_for
+        from medallion_assets.engine.landing.extract import database_url_for
 
         return database_url_for(system, lambda name: dg.EnvVar(name).get_value())

@@ -1,6 +1,5 @@
 """Checks of the curated layer, per entity, evaluated in the step that loads the table."""
 
-from pathlib import Path
 
 import dagster as dg
 
@@ -12,6 +11,7 @@ from medallion_assets.engine.curated.checks import (
     check_unknown_share,
 )
 from medallion_assets.engine.curated.model import DimensionMeta, FactMeta
+from medallion_assets.engine.storage.lake import LakeRoot
 
 DIMENSION_DESCRIPTIONS = {
     "surrogate_key_unique": "Every surrogate id of the dimension occurs once.",
@@ -36,7 +36,7 @@ def build_dimension_checks(*, meta: DimensionMeta, asset_key: dg.AssetKey) -> Ta
         for name in names
     ]
 
-    def evaluate(data_dir: Path) -> list[dg.AssetCheckResult]:
+    def evaluate(data_dir: LakeRoot) -> list[dg.AssetCheckResult]:
         outcomes = {o.name: o for o in check_dimension(meta, data_dir)}
         # A table that was not loaded yields one "table_exists" outcome: every check reports it.
         return [_result(outcomes.get(name) or next(iter(outcomes.values())), name) for name in names]
@@ -73,7 +73,7 @@ def build_fact_checks(
         ),
     ]
 
-    def evaluate(data_dir: Path) -> list[dg.AssetCheckResult]:
+    def evaluate(data_dir: LakeRoot) -> list[dg.AssetCheckResult]:
         return [
             _result(check_fact_references(meta, data_dir), DIMENSION_IDS_EXIST),
             _result(

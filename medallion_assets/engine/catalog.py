@@ -20,9 +20,9 @@ from medallion_assets.engine.base.model import BaseTable, load_base_tables
 from medallion_assets.engine.curated.keys import resolve_key_columns
 from medallion_assets.engine.curated.model import CuratedModel, DimensionMeta, FactMeta, load_curated_model
 from medallion_assets.engine.curated.sql import output_columns
+from medallion_assets.engine.landing.sources import SourceSystem, load_sources
 from medallion_assets.engine.metadata import MetadataError, metadata_root
 from medallion_assets.engine.project import ProjectSettings, load_project_settings
-from medallion_assets.engine.sources import SourceSystem, load_sources
 
 
 @dataclass(frozen=True)

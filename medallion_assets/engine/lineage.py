@@ -107,7 +107,7 @@ def _id_of(dimension_table: str) -> str:
 def stored_columns(root, refs) -> dict[tuple[str, str], list[str]]:
     """The column names of each table ``refs`` name (``TableRef``: schema, table) as stored now;
     a table not written yet is left out."""
-    from medallion_assets.engine.lake import as_path, is_delta, open_delta
+    from medallion_assets.engine.storage.lake import as_path, is_delta, open_delta
 
     out: dict[tuple[str, str], list[str]] = {}
     for ref in refs:

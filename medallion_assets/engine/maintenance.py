@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from medallion_assets.engine.lake import as_path, open_delta
-from medallion_assets.engine.paths import list_delta_tables
+from medallion_assets.engine.storage.lake import LakeRoot, as_path, open_delta
+from medallion_assets.engine.storage.paths import list_delta_tables
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class MaintenanceResult:
     version: int
 
 
-def delta_tables(data_dir: Path) -> list[Path]:
+def delta_tables(data_dir: LakeRoot) -> list[Path]:
     """Every Delta table of the base and curated layers."""
     return [path for _, _, path in list_delta_tables(data_dir)]
 

@@ -130,8 +130,8 @@ def _configured_limit() -> tuple[int, str]:
 
 
 def _default_temp_dir() -> Path:
-    from medallion_assets.engine.lake import local_dir
-    from medallion_assets.engine.paths import resolve_data_dir
+    from medallion_assets.engine.storage.lake import local_dir
+    from medallion_assets.engine.storage.paths import resolve_data_dir
 
     return local_dir(resolve_data_dir()) / "_spill"
 

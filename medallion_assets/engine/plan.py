@@ -20,9 +20,9 @@ import pyarrow as pa
 from medallion_assets.engine.base.model import BaseTable
 from medallion_assets.engine.curated.keys import resolve_key_columns
 from medallion_assets.engine.curated.model import DimensionMeta, FactMeta
-from medallion_assets.engine.lake import as_path, is_delta, open_delta
 from medallion_assets.engine.metadata import MetadataError
 from medallion_assets.engine.sqltext import quote_identifier as q
+from medallion_assets.engine.storage.lake import LakeRoot, as_path, is_delta, open_delta
 
 SYSTEM_PREFIX = "lh_"
 
@@ -56,7 +56,7 @@ class MetadataPlan:
         return tuple(t for t in self.tables if t.changes)
 
 
-def stored_schema(root: Path, layer: str, table: str) -> pa.Schema | None:
+def stored_schema(root: LakeRoot, layer: str, table: str) -> pa.Schema | None:
     """The schema of a stored Delta table (read from its log, no data), or None when absent."""
     path = as_path(root) / layer / table
     return open_delta(path).to_pyarrow_dataset().schema if is_delta(path) else None
@@ -87,7 +87,7 @@ def bind_sql(sql: str, *, file: Path, schemas: Mapping[tuple[str, str], pa.Schem
         con.close()
 
 
-def plan_curated(meta: DimensionMeta | FactMeta, root: Path) -> TableChanges:
+def plan_curated(meta: DimensionMeta | FactMeta, root: LakeRoot) -> TableChanges:
     """What the next load of a dimension, fact or bridge changes in its stored table."""
     partitioned = isinstance(meta, FactMeta) and meta.is_partitioned
     name, file = f"curated.{meta.table}", str(meta.sql_path)
@@ -140,7 +140,7 @@ def compare_columns(before: Mapping[str, str], after: Mapping[str, str]) -> list
     return changes
 
 
-def plan_base(table: BaseTable, root: Path, *, last_load: Mapping[str, str] | None) -> TableChanges:
+def plan_base(table: BaseTable, root: LakeRoot, *, last_load: Mapping[str, str] | None) -> TableChanges:
     """What the metadata changes for a base table: its write behaviour and business keys against
     its last load, its declared projection against the stored columns."""
     name = f"base.{table.name}"
@@ -162,7 +162,7 @@ def plan_base(table: BaseTable, root: Path, *, last_load: Mapping[str, str] | No
 
 
 def make_plan(
-    *, base_tables: Sequence[BaseTable], curated: Sequence[DimensionMeta | FactMeta], root: Path,
+    *, base_tables: Sequence[BaseTable], curated: Sequence[DimensionMeta | FactMeta], root: LakeRoot,
     last_loads: Mapping[str, Mapping[str, str]],
 ) -> MetadataPlan:
     """The plan of every included base table and every dimension, fact and bridge."""

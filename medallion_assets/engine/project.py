@@ -9,11 +9,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from medallion_assets.engine.lake import as_path
 from medallion_assets.engine.metadata import StrictModel, load_model, metadata_root
-from medallion_assets.engine.paths import LOAD_TYPES
-
-FIRST_LANDING_DAY = "first_landing_day"
+from medallion_assets.engine.storage.lake import LakeRoot, as_path
+from medallion_assets.engine.storage.paths import LOAD_TYPES
 
 
 class PartitionSettings(StrictModel):
@@ -36,7 +34,7 @@ class PartitionSettings(StrictModel):
             return self.start_date
         return self.start_date_when_empty or date.today()
 
-    def resolve_start(self, *, data_dir: Path, sources: list[str]) -> date:
+    def resolve_start(self, *, data_dir: LakeRoot, sources: list[str]) -> date:
         """The first partition: the fixed date, or the first landed day of ``sources`` under ``data_dir``."""
         if isinstance(self.start_date, date):
             return self.start_date
@@ -86,7 +84,7 @@ def _load_project_settings(path: Path) -> ProjectSettings:
     return load_model(path, ProjectSettings)
 
 
-def first_landing_day(data_dir: Path, *, sources: list[str]) -> date | None:
+def first_landing_day(data_dir: LakeRoot, *, sources: list[str]) -> date | None:
     """The earliest day with a visible landing file of any of ``sources`` (None when nothing has landed)."""
     best: date | None = None
     landing = as_path(data_dir) / "landing"

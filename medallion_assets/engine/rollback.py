@@ -30,8 +30,8 @@ from typing import Literal
 
 from deltalake import DeltaTable
 
-from medallion_assets.engine.lake import as_path, is_delta, open_delta
-from medallion_assets.engine.paths import list_delta_tables
+from medallion_assets.engine.storage.lake import LakeRoot, as_path, is_delta, open_delta
+from medallion_assets.engine.storage.paths import list_delta_tables
 
 COMPANION_FOLDERS = ("_state", "_quarantine")
 
@@ -78,7 +78,7 @@ def _epoch_ms(moment: datetime) -> float:
     return moment.timestamp() * 1000.0
 
 
-def candidate_tables(data_dir: Path) -> list[tuple[str, str, Path]]:
+def candidate_tables(data_dir: LakeRoot) -> list[tuple[str, str, Path]]:
     """(layer, table, path) of every table a run may write: base, curated, and base companions."""
     found = list_delta_tables(as_path(data_dir))
     companions = []
@@ -116,7 +116,7 @@ def plan_table(layer: str, table: str, path: Path, start: datetime, end: datetim
     return RollbackStep(**base, action="restore", version_before=before, later_commits=later)
 
 
-def plan_rollback(data_dir: Path, start: datetime, end: datetime) -> list[RollbackStep]:
+def plan_rollback(data_dir: LakeRoot, start: datetime, end: datetime) -> list[RollbackStep]:
     """One plan per table with commits inside [start, end]; every other table is left out."""
     if end < start:
         raise ValueError(f"rollback window ends ({end}) before it starts ({start})")

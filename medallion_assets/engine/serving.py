@@ -22,10 +22,10 @@ from urllib.parse import unquote, urlparse
 import duckdb
 from deltalake import DeltaTable
 
-from medallion_assets.engine.files import atomic_path, exclusive_lock
-from medallion_assets.engine.lake import as_path, is_remote, local_dir, open_delta
-from medallion_assets.engine.paths import TABLE_LAYERS, list_delta_tables
 from medallion_assets.engine.sqltext import qualified, string_literal
+from medallion_assets.engine.storage.files import atomic_path, exclusive_lock
+from medallion_assets.engine.storage.lake import LakeRoot, as_path, is_remote, local_dir, open_delta
+from medallion_assets.engine.storage.paths import TABLE_LAYERS, list_delta_tables
 
 DATABASE = "warehouse.duckdb"
 
@@ -67,7 +67,7 @@ def _copy_table(con: duckdb.DuckDBPyConnection, target: str, dt: DeltaTable) -> 
         con.unregister("__data")
 
 
-def refresh_serving_views(data_dir: Path, tables: list[str] | None = None) -> Path:
+def refresh_serving_views(data_dir: LakeRoot, tables: list[str] | None = None) -> Path:
     """Rebuild ``<data_dir>/warehouse.duckdb`` so every view shows its table's latest version.
 
     ``tables`` (``"curated.dim_customer"`` or bare names) are the tables known to have changed;

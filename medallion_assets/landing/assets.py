@@ -11,9 +11,14 @@ from medallion_assets.common.partitions import daily_partitions
 from medallion_assets.common.policies import guarded_step, retry_policy
 from medallion_assets.common.pools import table_pool
 from medallion_assets.common.resources import LakehouseResource
-from medallion_assets.engine.extract import ExtractResult, extract_object
-from medallion_assets.engine.paths import parse_landing_file
-from medallion_assets.engine.sources import DropFolderConnection, SourceObject, SourceSystem, SqlDatabaseConnection
+from medallion_assets.engine.landing.extract import ExtractResult, extract_object
+from medallion_assets.engine.landing.sources import (
+    DropFolderConnection,
+    SourceObject,
+    SourceSystem,
+    SqlDatabaseConnection,
+)
+from medallion_assets.engine.storage.paths import parse_landing_file
 
 WATERMARK_KEY = "watermark"
 LANDING_PATHS_KEY = "landing_paths"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from medallion_assets.engine.sources import SourceSystem, load_sources
+from medallion_assets.engine.landing.sources import SourceSystem, load_sources
 from medallion_assets.landing.assets import build_landing_assets
 
 

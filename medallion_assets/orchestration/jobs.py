@@ -88,7 +88,7 @@ facts_job = dg.define_asset_job(
 )
 
 
-# Steps on celery workers (deploy/, README "Deploy"): the same graph as medallion_daily, each
+# Steps on celery workers (deploy/, docs/operations.md "Deploy"): the same graph as medallion_daily, each
 # step a celery task. Defined only when dagster-celery is installed (the `deploy` extra).
 CELERY_BROKER_ENV = "MEDALLION_CELERY_BROKER"
 CELERY_BACKEND_ENV = "MEDALLION_CELERY_BACKEND"

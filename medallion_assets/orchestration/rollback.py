@@ -67,6 +67,13 @@ def _asset_key(result: TableRollback) -> dg.AssetKey:
     return dg.AssetKey([result.plan.layer.split("/")[0], result.plan.table])
 
 
+def _observation(result: TableRollback, run_id: str, **metadata: object) -> dg.AssetObservation:
+    """What the rollback did to one table, recorded on its asset."""
+    return dg.AssetObservation(
+        asset_key=_asset_key(result), metadata={"run_id": run_id, "delta_table": result.plan.name, **metadata}
+    )
+
+
 @dg.op(description="Restore every Delta table a finished run wrote to its version before that run.")
 def rollback_delta_tables(context: dg.OpExecutionContext, config: RollbackConfig, lakehouse: LakehouseResource):
     if config.run_id == context.run_id:
@@ -95,16 +102,7 @@ def rollback_delta_tables(context: dg.OpExecutionContext, config: RollbackConfig
             context.log.warning(
                 f"{plan.name}: created by run {config.run_id} (versions {list(plan.run_versions)}); left as it is, not deleted"
             )
-            yield dg.AssetObservation(
-                asset_key=_asset_key(result),
-                metadata={
-                    "run_id": config.run_id,
-                    "delta_table": plan.name,
-                    "created_by_run": True,
-                    "version_current": plan.current_version,
-                    "commits_undone": 0,
-                },
-            )
+            yield _observation(result, config.run_id, created_by_run=True, version_current=plan.current_version, commits_undone=0)
             continue
         if result.error:
             context.log.error(f"{plan.name}: restore to version {plan.version_before} failed: {result.error}")
@@ -113,16 +111,13 @@ def rollback_delta_tables(context: dg.OpExecutionContext, config: RollbackConfig
             f"{plan.name}: restored to version {plan.version_before} as version {result.version_after}, "
             f"{plan.commits_undone} commit(s) of run {config.run_id} undone"
         )
-        yield dg.AssetObservation(
-            asset_key=_asset_key(result),
-            metadata={
-                "run_id": config.run_id,
-                "delta_table": plan.name,
-                "version_before": plan.version_before,
-                "version_after_restore": result.version_after,
-                "commits_undone": plan.commits_undone,
-                "created_by_run": False,
-            },
+        yield _observation(
+            result,
+            config.run_id,
+            version_before=plan.version_before,
+            version_after_restore=result.version_after,
+            commits_undone=plan.commits_undone,
+            created_by_run=False,
         )
     restored = [r for r in results if r.restored]
     if restored:

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import duckdb
 
-from medallion_assets.engine.extract import extract_object
-from medallion_assets.engine.lake import as_path, is_remote, local_dir, upload_tree
+from medallion_assets.engine.landing.extract import extract_object
+from medallion_assets.engine.landing.sources import DropFolderConnection, DuckDBConnection, SourceSystem, load_sources
 from medallion_assets.engine.metadata import shipped_metadata_root
-from medallion_assets.engine.paths import inside
 from medallion_assets.engine.project import load_project_settings
-from medallion_assets.engine.sources import DropFolderConnection, DuckDBConnection, SourceSystem, load_sources
+from medallion_assets.engine.storage.lake import LakeRoot, as_path, is_remote, local_dir, upload_tree
+from medallion_assets.engine.storage.paths import inside
 
 # The sample is described by the metadata shipped with the package, whatever MEDALLION_METADATA_DIR says.
 SAMPLE_METADATA = shipped_metadata_root()
@@ -45,7 +45,7 @@ class SamplePaths:
     drop_folder: Path
 
 
-def sample_paths(data_dir: Path, systems: dict[str, SourceSystem] | None = None) -> SamplePaths:
+def sample_paths(data_dir: LakeRoot, systems: dict[str, SourceSystem] | None = None) -> SamplePaths:
     systems = systems or load_sources(SAMPLE_METADATA / "sources")
     erp, finance = systems[ERP_SOURCE].connection, systems[FINANCE_SOURCE].connection
     assert isinstance(erp, DuckDBConnection) and isinstance(finance, DropFolderConnection)
@@ -55,13 +55,13 @@ def sample_paths(data_dir: Path, systems: dict[str, SourceSystem] | None = None)
 
 def erp_database_url(systems: dict[str, SourceSystem] | None = None) -> str | None:
     """The SQL database the sample ERP lives in (``connection.url_env``), or ``None`` for the file."""
-    from medallion_assets.engine.extract import database_url_for
+    from medallion_assets.engine.landing.extract import database_url_for
 
     systems = systems or load_sources(SAMPLE_METADATA / "sources")
     return database_url_for(systems[ERP_SOURCE], os.environ.get)
 
 
-def sample_exists(data_dir: Path) -> bool:
+def sample_exists(data_dir: LakeRoot) -> bool:
     return sample_paths(as_path(data_dir)).database.is_file()
 
 
@@ -71,7 +71,7 @@ def default_sample_start(days: int, *, today: date | None = None) -> date:
 
 
 def generate_sample(
-    data_dir: Path,
+    data_dir: LakeRoot,
     *,
     seed: int = 42,
     days: int = 14,
@@ -148,7 +148,7 @@ def _publish(target, working: Path) -> None:
         raise SampleError(str(exc)) from None
 
 
-def _move_into_place(staging: Path, data_dir: Path, staged: SamplePaths, final: SamplePaths) -> None:
+def _move_into_place(staging: Path, data_dir: LakeRoot, staged: SamplePaths, final: SamplePaths) -> None:
     for name in (ERP_SOURCE, FINANCE_SOURCE):
         source = staging / "landing" / name
         if source.exists():
@@ -171,7 +171,7 @@ def _move_into_place(staging: Path, data_dir: Path, staged: SamplePaths, final: 
     staged.database.rename(final.database)  # last: its presence marks a complete sample
 
 
-def advance_sample(data_dir: Path, *, days: int = 1, log: Callable[[str], None] = print) -> list[date]:
+def advance_sample(data_dir: LakeRoot, *, days: int = 1, log: Callable[[str], None] = print) -> list[date]:
     """Move the source systems forward; the landing assets then extract the new days."""
     from medallion_assets.sample.erp import advance_erp_database
     from medallion_assets.sample.finance import write_budget_drops

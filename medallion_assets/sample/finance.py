@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from medallion_assets.engine.files import atomic_path
+from medallion_assets.engine.storage.files import atomic_path
 from medallion_assets.sample.erp.days import current_source_day, read_sample_state
 from medallion_assets.sample.erp.reference import (
     CATEGORIES,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import duckdb
 
-from medallion_assets.engine.database import is_postgres, libpq_uri, redact
-from medallion_assets.engine.extract import arrow_reader
+from medallion_assets.engine.landing.database import is_postgres, libpq_uri, redact
+from medallion_assets.engine.landing.extract import arrow_reader
 
 
 class ErpTarget:

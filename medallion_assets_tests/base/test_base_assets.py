@@ -9,8 +9,8 @@ from medallion_assets.base.assets import build_base_asset, build_base_assets
 from medallion_assets.common.partitions import daily_partitions
 from medallion_assets.common.resources import LakehouseResource
 from medallion_assets.engine.base.model import BaseTable, load_base_tables
-from medallion_assets.engine.files import write_table_file
-from medallion_assets.engine.paths import landing_file_path
+from medallion_assets.engine.storage.files import write_table_file
+from medallion_assets.engine.storage.paths import landing_file_path
 
 
 def customer_table(**overrides) -> BaseTable:

@@ -9,8 +9,8 @@ from medallion_assets.base.assets import base_asset_key, build_base_asset
 from medallion_assets.base.checks import build_base_checks
 from medallion_assets.common.resources import LakehouseResource
 from medallion_assets.engine.base.model import BaseTable
-from medallion_assets.engine.files import write_table_file
-from medallion_assets.engine.paths import landing_file_path
+from medallion_assets.engine.storage.files import write_table_file
+from medallion_assets.engine.storage.paths import landing_file_path
 
 
 def test_checks_report_keys_and_quarantined_rows(tmp_path):

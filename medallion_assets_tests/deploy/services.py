@@ -105,7 +105,7 @@ def generate_sample(lake: Path, sample: list[str]) -> None:
 def deployed_dagster(
     root: Path, postgres_url: str, sample: list[str], extra_env: dict[str, str] | None = None
 ) -> Iterator[tuple[Deployment, Processes]]:
-    """``deploy/dagster.yaml`` in a fresh DAGSTER_HOME, webserver and daemon started as the README
+    """``deploy/dagster.yaml`` in a fresh DAGSTER_HOME, webserver and daemon started as docs/operations.md
     says, a generated sample lake; the test process sees the same instance."""
     home, lake, logs = root / "dagster_home", root / "lake", root / "logs"
     for folder in (home, logs):
@@ -123,7 +123,7 @@ def deployed_dagster(
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         **(extra_env or {}),
     }
-    # the deploy step that creates every table pool once (see README, "Deploy")
+    # the deploy step that creates every table pool once (see docs/operations.md, "Deploy")
     pools = subprocess.run(
         [sys.executable, "-m", "medallion_assets.cli", "pools", "init"], env=env, capture_output=True, text=True, timeout=600
     )

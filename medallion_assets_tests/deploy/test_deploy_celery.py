@@ -16,7 +16,7 @@ import yaml
 
 from medallion_assets.definitions import defs
 from medallion_assets.engine.curated import load_curated_model
-from medallion_assets.engine.paths import list_delta_tables
+from medallion_assets.engine.storage.paths import list_delta_tables
 from medallion_assets.orchestration.jobs import CELERY_BACKEND_ENV, CELERY_BROKER_ENV
 from medallion_assets_tests.deploy.services import BIN, REPO, deployed_dagster, generate_sample, runs_in_postgres
 from medallion_assets_tests.test_end_to_end_webserver import comparable, run_to_completion, step_windows, wait_for

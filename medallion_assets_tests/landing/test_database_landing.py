@@ -6,8 +6,8 @@ import dagster as dg
 import pytest
 
 from medallion_assets.common.resources import LakehouseResource
-from medallion_assets.engine.paths import list_landing_files
-from medallion_assets.engine.sources import SourceSystem
+from medallion_assets.engine.landing.sources import SourceSystem
+from medallion_assets.engine.storage.paths import list_landing_files
 from medallion_assets.landing.assets import build_landing_asset
 from medallion_assets_tests.sql_servers import execute, temporary_database
 

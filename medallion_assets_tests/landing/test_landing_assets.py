@@ -5,8 +5,8 @@ import duckdb
 import pytest
 
 from medallion_assets.common.resources import LakehouseResource
-from medallion_assets.engine.paths import list_landing_files
-from medallion_assets.engine.sources import SourceSystem
+from medallion_assets.engine.landing.sources import SourceSystem
+from medallion_assets.engine.storage.paths import list_landing_files
 from medallion_assets.landing.assets import build_landing_asset, previous_watermark
 
 

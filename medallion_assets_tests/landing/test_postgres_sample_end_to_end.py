@@ -12,8 +12,8 @@ from deltalake import DeltaTable
 
 from medallion_assets.definitions import defs
 from medallion_assets.engine.base import load_base_tables
-from medallion_assets.engine.lake import open_delta
-from medallion_assets.engine.paths import resolve_data_dir
+from medallion_assets.engine.storage.lake import open_delta
+from medallion_assets.engine.storage.paths import resolve_data_dir
 from medallion_assets.sample import advance_sample, generate_sample
 from medallion_assets_tests.s3_server import create_bucket, s3_environment
 from medallion_assets_tests.sql_servers import temporary_database

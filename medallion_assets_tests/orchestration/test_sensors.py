@@ -9,9 +9,9 @@ import pytest
 
 from medallion_assets.common.partitions import daily_partitions
 from medallion_assets.common.resources import LakehouseResource
-from medallion_assets.engine.landing_scan import scan_for_new_files
-from medallion_assets.engine.paths import landing_file_path
-from medallion_assets.engine.sources import SourceSystem
+from medallion_assets.engine.landing.scan import scan_for_new_files
+from medallion_assets.engine.landing.sources import SourceSystem
+from medallion_assets.engine.storage.paths import landing_file_path
 from medallion_assets.orchestration.sensors import build_landing_sensor, run_failure_notifier
 
 SHOP = SourceSystem.model_validate(
@@ -194,8 +194,8 @@ def test_the_webhook_url_never_reaches_the_log(monkeypatch):
 def test_the_sensor_watches_a_lake_on_s3(sensor, s3_lake):
     """The same sensor with ``data_dir`` an ``s3://`` URI: day prefixes listed from the bucket,
     run keys from the objects' modification times, the drop folder (absent) on local disk."""
-    from medallion_assets.engine.lake import upload_file
-    from medallion_assets.engine.paths import resolve_data_dir
+    from medallion_assets.engine.storage.lake import upload_file
+    from medallion_assets.engine.storage.paths import resolve_data_dir
 
     root = resolve_data_dir(s3_lake.uri)
     local = s3_lake.local_dir / "orders.csv"

@@ -1,4 +1,4 @@
-"""The Base invariants of DESIGN.md as queries, shared by asset checks and tests."""
+"""The Base invariants of docs/design.md as queries, shared by asset checks and tests."""
 
 from __future__ import annotations
 

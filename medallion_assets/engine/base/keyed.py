@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -24,15 +23,15 @@ from medallion_assets.engine.base import history
 from medallion_assets.engine.base.history import HistorySpec
 from medallion_assets.engine.base.model import BaseTable, state_path, table_path
 from medallion_assets.engine.base.reader import Extract
-from medallion_assets.engine.base.scan import connect, native_files, register_delta, stream
 from medallion_assets.engine.base.schema import BaseLoadError, _plain_type, align
 from medallion_assets.engine.base.staging import drop_staged, read_extract
-from medallion_assets.engine.delta_copy import files_holding, is_local, local_root, write_query
-from medallion_assets.engine.lake import open_delta
 from medallion_assets.engine.outcome import WriteCounts
-from medallion_assets.engine.paths import inside, parse_landing_file
 from medallion_assets.engine.sqltext import quote_identifier as q
 from medallion_assets.engine.sqltext import timestamp_literal
+from medallion_assets.engine.storage.delta_copy import files_holding, is_local, local_root, write_query
+from medallion_assets.engine.storage.lake import LakeRoot, open_delta
+from medallion_assets.engine.storage.paths import inside, parse_landing_file
+from medallion_assets.engine.storage.scan import connect, native_files, register_delta, stream
 
 SYSTEM_KEYED = ("lh_source_file", "lh_is_deleted", "lh_created_date", "lh_modified_date")
 SCD2_COLUMNS = ("lh_valid_from", "lh_valid_to", "lh_is_current")
@@ -41,7 +40,7 @@ SCD2_COLUMNS = ("lh_valid_from", "lh_valid_to", "lh_is_current")
 def load_keyed(
     *,
     table: BaseTable,
-    data_dir: Path,
+    data_dir: LakeRoot,
     extracts: list[Extract],
     schema: pa.Schema,
     target: DeltaTable | None,
@@ -141,7 +140,7 @@ def _current_rows(con: duckdb.DuckDBPyConnection, history_rows: str) -> str:
     return "scd1_rows"
 
 
-def _compact_state(data_dir: Path, table: BaseTable, state: DeltaTable | None) -> None:
+def _compact_state(data_dir: LakeRoot, table: BaseTable, state: DeltaTable | None) -> None:
     """Every load appends a few small files per observation kind; once there are many, bin the
     small ones (the data is unchanged, one atomic commit) so later loads open few files."""
     if state is None:
@@ -256,7 +255,7 @@ MAX_RANGES = 16
 
 
 def _commit_keyed(
-    con: duckdb.DuckDBPyConnection, *, table: BaseTable, data_dir: Path, changes: Changes, target: DeltaTable | None
+    con: duckdb.DuckDBPyConnection, *, table: BaseTable, data_dir: LakeRoot, changes: Changes, target: DeltaTable | None
 ) -> None:
     """Write the changes: a first load streams its rows in key order into a new table; later loads
     replace the changed key ranges (integer keys) or merge."""

@@ -42,18 +42,18 @@ from deltalake import CommitProperties, DeltaTable
 from medallion_assets.engine.base.keyed import load_keyed
 from medallion_assets.engine.base.model import BaseTable, lock_path, quarantine_path, state_path, table_path
 from medallion_assets.engine.base.reader import DELETE_FLAG, Extract, Selection, history_files, partition_files
-from medallion_assets.engine.base.scan import connect, described, native_files, register_delta, stream
 from medallion_assets.engine.base.schema import BaseLoadError, unify
 from medallion_assets.engine.base.staging import StagedRows, align_staged, drop_staged, read_extract, select_staged
 from medallion_assets.engine.clock import utc_now
-from medallion_assets.engine.conflicts import retry_on_commit_conflict
-from medallion_assets.engine.delta_copy import local_root, write_query
-from medallion_assets.engine.files import exclusive_lock
-from medallion_assets.engine.lake import as_path, is_delta, open_delta, remove_tree, write_delta
 from medallion_assets.engine.memory import budgeted
 from medallion_assets.engine.outcome import LoadOutcome, WriteCounts
 from medallion_assets.engine.sqltext import quote_identifier as q
 from medallion_assets.engine.sqltext import string_literal, timestamp_literal
+from medallion_assets.engine.storage.conflicts import retry_on_commit_conflict
+from medallion_assets.engine.storage.delta_copy import local_root, write_query
+from medallion_assets.engine.storage.files import exclusive_lock
+from medallion_assets.engine.storage.lake import LakeRoot, as_path, is_delta, open_delta, remove_tree, write_delta
+from medallion_assets.engine.storage.scan import connect, described, native_files, register_delta, stream
 
 EXTRACTED_AT_KEY = "medallion.extracted_at"
 
@@ -70,7 +70,7 @@ def _data_schema(dt: DeltaTable | None, skip_prefix: tuple[str, ...] = ("lh_", "
 
 
 @budgeted(lambda table, *args, **kwargs: f"table {table.name!r}")
-def load_partition(table: BaseTable, data_dir: Path, partition_date: date, *, now: datetime | None = None) -> LoadOutcome:
+def load_partition(table: BaseTable, data_dir: LakeRoot, partition_date: date, *, now: datetime | None = None) -> LoadOutcome:
     """Load one daily partition of ``table`` (``recreate`` rebuilds from every partition up to it).
 
     Loads of one table run one at a time across processes (see the module docstring); a commit
@@ -86,7 +86,7 @@ def load_partition(table: BaseTable, data_dir: Path, partition_date: date, *, no
 STAGING_PREFIX = "_recreate_"
 
 
-def _recreate(table: BaseTable, data_dir: Path, partition_date: date, now: datetime) -> LoadOutcome:
+def _recreate(table: BaseTable, data_dir: LakeRoot, partition_date: date, now: datetime) -> LoadOutcome:
     """Rebuild beside the table, then replace the table, its state and its quarantine each with
     one Delta overwrite commit: a reader, or a kill at any moment, sees the old table or the new
     one, never none. A kill during the rebuild leaves only the staging tables, cleared next time."""
@@ -115,7 +115,7 @@ def _replace_with(staged_path: Path, real_path: Path) -> None:
     )
 
 
-def _load_partition(table: BaseTable, data_dir: Path, partition_date: date, now: datetime) -> LoadOutcome:
+def _load_partition(table: BaseTable, data_dir: LakeRoot, partition_date: date, now: datetime) -> LoadOutcome:
     selection: Selection = (
         history_files(table, data_dir, partition_date) if table.recreate else partition_files(table, data_dir, partition_date)
     )
@@ -144,7 +144,7 @@ def _load_partition(table: BaseTable, data_dir: Path, partition_date: date, now:
 
 def _load_extracts(
     table: BaseTable,
-    data_dir: Path,
+    data_dir: LakeRoot,
     partition_date: date,
     now: datetime,
     extracts: list[Extract],
@@ -246,7 +246,7 @@ def _with_lineage(con: duckdb.DuckDBPyConnection, extracts: list[Extract], now: 
 def _load_overwrite(
     *,
     table: BaseTable,
-    data_dir: Path,
+    data_dir: LakeRoot,
     extracts: list[Extract],
     target: DeltaTable | None,
     now: datetime,
@@ -315,7 +315,7 @@ def _partition_predicate(table: BaseTable, partition_date: date) -> str:
 def _load_append(
     *,
     table: BaseTable,
-    data_dir: Path,
+    data_dir: LakeRoot,
     partition_date: date,
     extracts: list[Extract],
     target: DeltaTable | None,
@@ -346,7 +346,7 @@ def _load_append(
 # --- quarantine and description ------------------------------------------------------------
 
 
-def _write_quarantine(table: BaseTable, data_dir: Path, extracts: list[Extract], now: datetime) -> None:
+def _write_quarantine(table: BaseTable, data_dir: LakeRoot, extracts: list[Extract], now: datetime) -> None:
     parts = []
     for e in extracts:
         if e.quarantine is None:

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from medallion_assets.engine.landing.sources import READ_OPTIONS
 from medallion_assets.engine.metadata import (
     MetadataError,
     StrictModel,
@@ -31,10 +32,10 @@ from medallion_assets.engine.metadata import (
     metadata_root,
     read_yaml,
 )
-from medallion_assets.engine.paths import inside
 from medallion_assets.engine.policies import RetrySettings
-from medallion_assets.engine.sources import READ_OPTIONS
 from medallion_assets.engine.sqltext import check_name, is_snake_case
+from medallion_assets.engine.storage.lake import LakeRoot
+from medallion_assets.engine.storage.paths import inside
 
 ReadBehaviour = Literal["full", "auto"]
 WriteBehaviour = Literal["overwrite", "append", "scd1", "scd2"]
@@ -346,19 +347,19 @@ def load_base_tables(folder: Path | None = None, sources_folder: Path | None = N
 # --- where a table's files live under the data root ---------------------------------------
 
 
-def table_path(data_dir: Path, table: BaseTable) -> Path:
+def table_path(data_dir: LakeRoot, table: BaseTable) -> Path:
     return inside(data_dir, f"base/{table.name}")
 
 
-def state_path(data_dir: Path, table: BaseTable) -> Path:
+def state_path(data_dir: LakeRoot, table: BaseTable) -> Path:
     return inside(data_dir, f"base/_state/{table.name}")
 
 
-def quarantine_path(data_dir: Path, table: BaseTable) -> Path:
+def quarantine_path(data_dir: LakeRoot, table: BaseTable) -> Path:
     return inside(data_dir, f"base/_quarantine/{table.name}")
 
 
-def lock_path(data_dir: Path, table: BaseTable) -> Path:
+def lock_path(data_dir: LakeRoot, table: BaseTable) -> Path:
     return inside(data_dir, f"base/_locks/{table.name}.lock")
 
 

@@ -22,11 +22,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from medallion_assets.engine.base.model import BaseTable
-from medallion_assets.engine.base.scan import connect
 from medallion_assets.engine.base.schema import BaseLoadError, normalise_names, plain_types
-from medallion_assets.engine.lake import as_path, is_remote, local_copy
-from medallion_assets.engine.paths import LandingFile, list_landing_files
 from medallion_assets.engine.sqltext import quote_identifier
+from medallion_assets.engine.storage.lake import LakeRoot, as_path, is_remote, local_copy
+from medallion_assets.engine.storage.paths import LandingFile, list_landing_files
+from medallion_assets.engine.storage.scan import connect
 
 DELETE_FLAG = "_lh_delete_event"
 
@@ -78,14 +78,14 @@ def select_partition_files(table: BaseTable, files: list[LandingFile]) -> Select
     return Selection(files=chosen, skipped=[f for f in files if f not in chosen])
 
 
-def partition_files(table: BaseTable, data_dir: Path, partition_date: date) -> Selection:
+def partition_files(table: BaseTable, data_dir: LakeRoot, partition_date: date) -> Selection:
     files: list[LandingFile] = []
     for ref in table.landing:
         files += list_landing_files(data_dir, ref.source, ref.object, partition_date=partition_date)
     return select_partition_files(table, files)
 
 
-def history_files(table: BaseTable, data_dir: Path, until: date) -> Selection:
+def history_files(table: BaseTable, data_dir: LakeRoot, until: date) -> Selection:
     """Every partition's selection up to ``until`` (a rebuild replays them all)."""
     by_day: dict[date, list[LandingFile]] = {}
     for ref in table.landing:
@@ -100,7 +100,7 @@ def history_files(table: BaseTable, data_dir: Path, until: date) -> Selection:
     return result
 
 
-def lineage_name(path: Path, data_dir: Path) -> str:
+def lineage_name(path: Path, data_dir: LakeRoot) -> str:
     """``lh_source_file``: the landing path relative to the data root (stable if the root moves)."""
     try:
         return as_path(path).resolve().relative_to(as_path(data_dir).resolve()).as_posix()
@@ -396,13 +396,6 @@ def repeated_keys(table: pa.Table, keys: list[str] | tuple[str, ...]) -> pa.Arra
     return pa.array(np.unique(ordered[1:][same])).cast(column.type)
 
 
-def keys_unique(table: pa.Table, keys: list[str] | tuple[str, ...]) -> bool | None:
-    """True when no two rows share a key, False when some do, None when not cheaply known (see
-    :func:`repeated_keys`)."""
-    repeated = repeated_keys(table, keys)
-    return None if repeated is None else len(repeated) == 0
-
-
 def _set_aside_ambiguous_keys(table: pa.Table, meta: BaseTable, where: str) -> tuple[pa.Table, pa.Table | None]:
     """Rows of one key that differ while nothing orders them (same or no modify date) cannot be
     merged without guessing which is right: they go to quarantine, not silently one of them."""
@@ -532,7 +525,7 @@ def prepare(raw: pa.Table, meta: BaseTable, load_type: str, where: str) -> tuple
     return table, quarantined
 
 
-def read_extract(meta: BaseTable, landing: LandingFile, data_dir: Path) -> Extract:
+def read_extract(meta: BaseTable, landing: LandingFile, data_dir: LakeRoot) -> Extract:
     where = f"table {meta.name!r}, file {landing.path}"
     raw = read_landing_file(landing.path, landing.format if landing.format else meta.format, meta.read_options)
     rows, quarantined = prepare(raw, meta, landing.load_type, where)

@@ -16,7 +16,6 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -34,11 +33,12 @@ from medallion_assets.engine.base.reader import (
     prepare_batch,
     read_landing_file,
 )
-from medallion_assets.engine.base.scan import connect
 from medallion_assets.engine.base.schema import BaseLoadError, align
-from medallion_assets.engine.paths import LandingFile
 from medallion_assets.engine.sqltext import quote_identifier as q
 from medallion_assets.engine.sqltext import to_snake_case
+from medallion_assets.engine.storage.lake import LakeRoot
+from medallion_assets.engine.storage.paths import LandingFile
+from medallion_assets.engine.storage.scan import connect
 
 _names = itertools.count(1)
 
@@ -64,7 +64,7 @@ def _new_name(kind: str) -> str:
     return f"staged_{kind}_{os.getpid()}_{next(_names)}"
 
 
-def read_extract(meta: BaseTable, landing: LandingFile, data_dir: Path) -> Extract:
+def read_extract(meta: BaseTable, landing: LandingFile, data_dir: LakeRoot) -> Extract:
     """Read and prepare one landing file into a staged table (see the module docstring)."""
     where = f"table {meta.name!r}, file {landing.path}"
     fmt = landing.format if landing.format else meta.format

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import pyarrow as pa
 
 from medallion_assets.engine.curated.model import CalendarMeta
 from medallion_assets.engine.curated.tables import UNKNOWN_ID, curated_path, finish, read_delta, table_lock
-from medallion_assets.engine.lake import write_delta
 from medallion_assets.engine.memory import new_database
 from medallion_assets.engine.outcome import LoadOutcome
+from medallion_assets.engine.storage.lake import LakeRoot, write_delta
 
 CALENDAR_SCHEMA = pa.schema(
     [
@@ -73,7 +72,7 @@ def build_calendar(start: date, end: date) -> pa.Table:
     return table.cast(CALENDAR_SCHEMA)
 
 
-def load_calendar(meta: CalendarMeta, data_dir: Path) -> LoadOutcome:
+def load_calendar(meta: CalendarMeta, data_dir: LakeRoot) -> LoadOutcome:
     """Regenerate ``dim_calendar``; a commit only when the range (or the layout) changed."""
     path = curated_path(data_dir, meta.table)
     table = build_calendar(meta.spec.start, meta.spec.end)

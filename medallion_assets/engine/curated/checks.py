@@ -6,7 +6,6 @@ Plain functions returning :class:`CheckOutcome`; the Dagster layer turns them in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -15,8 +14,8 @@ from medallion_assets.engine.curated.keys import resolve_key_columns
 from medallion_assets.engine.curated.model import CalendarMeta, DimensionMeta, FactMeta
 from medallion_assets.engine.curated.sql import is_delta_table, q
 from medallion_assets.engine.curated.tables import UNKNOWN_ID, curated_path
-from medallion_assets.engine.lake import open_delta
 from medallion_assets.engine.memory import new_database
+from medallion_assets.engine.storage.lake import LakeRoot, open_delta
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
     return con.execute(sql).fetchall()[0][0]
 
 
-def check_dimension(meta: DimensionMeta, data_dir: Path) -> list[CheckOutcome]:
+def check_dimension(meta: DimensionMeta, data_dir: LakeRoot) -> list[CheckOutcome]:
     """Ids unique, exactly one live unknown member, and (SCD2) one current version per key."""
     path = curated_path(data_dir, meta.table)
     if not is_delta_table(path):
@@ -73,7 +72,7 @@ def _mapped_columns(meta: FactMeta, dataset) -> list:
     return mappings
 
 
-def check_unknown_share(meta: FactMeta, data_dir: Path) -> CheckOutcome:
+def check_unknown_share(meta: FactMeta, data_dir: LakeRoot) -> CheckOutcome:
     """Referential integrity as a rate: the share of rows mapped to the unknown member (-1) per
     key column stays at or below ``max_unknown_share`` (or the column's override)."""
     name = "unknown_member_share"
@@ -100,7 +99,7 @@ def check_unknown_share(meta: FactMeta, data_dir: Path) -> CheckOutcome:
     return CheckOutcome(name, not too_high, description, metadata)
 
 
-def check_fact_references(meta: FactMeta, data_dir: Path) -> CheckOutcome:
+def check_fact_references(meta: FactMeta, data_dir: LakeRoot) -> CheckOutcome:
     """Every surrogate id (and calendar key) of the fact exists in its dimension."""
     name = "dimension_ids_exist"
     path = curated_path(data_dir, meta.table)

@@ -15,7 +15,6 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -36,9 +35,9 @@ from medallion_assets.engine.curated.tables import (
     read_delta,
     table_lock,
 )
-from medallion_assets.engine.lake import write_delta
 from medallion_assets.engine.memory import budgeted, new_database
 from medallion_assets.engine.outcome import LoadOutcome
+from medallion_assets.engine.storage.lake import LakeRoot, write_delta
 
 SCD1_SYSTEM = ("lh_is_deleted", "lh_is_inferred", "lh_created_date", "lh_modified_date")
 SCD2_SYSTEM = (*SCD1_SYSTEM, "lh_valid_from", "lh_valid_to", "lh_is_current")
@@ -376,7 +375,7 @@ def _typed(table: pa.Table, *, scd2: bool) -> pa.Table:
 
 
 @budgeted(lambda meta, *args, **kwargs: f"table {meta.table!r}")
-def load_dimension(meta: DimensionMeta, data_dir: Path, *, now: datetime | None = None) -> LoadOutcome:
+def load_dimension(meta: DimensionMeta, data_dir: LakeRoot, *, now: datetime | None = None) -> LoadOutcome:
     """Run the dimension's SQL and merge it into ``<data_dir>/curated/dim_<name>`` (one commit)."""
     now = now or utc_now()
     path = curated_path(data_dir, meta.table)

@@ -32,10 +32,10 @@ from medallion_assets.engine.curated.tables import (
     finish,
     table_lock,
 )
-from medallion_assets.engine.lake import open_delta, write_delta
 from medallion_assets.engine.memory import budgeted, new_database
 from medallion_assets.engine.outcome import LoadOutcome
 from medallion_assets.engine.sqltext import literal
+from medallion_assets.engine.storage.lake import LakeRoot, open_delta, write_delta
 
 
 def _day_end(column: str, arrow_type: pa.DataType) -> str:
@@ -126,7 +126,7 @@ def map_keys(
 
 
 def add_inferred_members(
-    meta: DimensionMeta, data_dir: Path, keys: pa.Array | pa.ChunkedArray, *, now: datetime
+    meta: DimensionMeta, data_dir: LakeRoot, keys: pa.Array | pa.ChunkedArray, *, now: datetime
 ) -> int:
     """Append placeholder rows (``lh_is_inferred``) for business keys the dimension lacks.
 
@@ -220,7 +220,7 @@ def check_calendar_covers(
 @budgeted(lambda meta, *args, **kwargs: f"table {meta.table!r}")
 def load_fact(
     meta: FactMeta,
-    data_dir: Path,
+    data_dir: LakeRoot,
     *,
     partition_date: date | None = None,
     now: datetime | None = None,
@@ -296,7 +296,7 @@ def load_fact(
 
 
 def _infer_members(
-    meta: FactMeta, mappings: list[KeyMapping], batch: pa.Table, data_dir: Path, *, now: datetime, source: str
+    meta: FactMeta, mappings: list[KeyMapping], batch: pa.Table, data_dir: LakeRoot, *, now: datetime, source: str
 ) -> dict[str, int]:
     created: dict[str, int] = {}
     for name in sorted({m.dimension for m in mappings}):

@@ -3,16 +3,15 @@ then facts and bridges. For notebooks, benchmarks and tests that run the engine 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from medallion_assets.engine.curated.calendar import load_calendar
 from medallion_assets.engine.curated.dimensions import load_dimension
 from medallion_assets.engine.curated.facts import load_fact
 from medallion_assets.engine.curated.model import CuratedModel, load_curated_model
 from medallion_assets.engine.outcome import LoadOutcome
+from medallion_assets.engine.storage.lake import LakeRoot
 
 
-def load_model(data_dir: Path, model: CuratedModel | None = None) -> dict[str, LoadOutcome]:
+def load_model(data_dir: LakeRoot, model: CuratedModel | None = None) -> dict[str, LoadOutcome]:
     model = model or load_curated_model()
     results: dict[str, LoadOutcome] = {}
     if model.calendar is not None:

@@ -18,10 +18,10 @@ import duckdb
 import pyarrow as pa
 
 from medallion_assets.engine.curated.errors import CuratedError
-from medallion_assets.engine.lake import as_path, open_delta
 from medallion_assets.engine.memory import new_database
 from medallion_assets.engine.sqltext import is_snake_case, qualified, quote_identifier
 from medallion_assets.engine.sqltree import SqlRejected, parse_single_select, walk
+from medallion_assets.engine.storage.lake import LakeRoot, as_path, open_delta
 
 SCHEMAS = ("base", "curated")
 # Table functions that generate rows and touch neither files nor settings.
@@ -131,7 +131,7 @@ def _collect_refs(node: Any, ctes: set[str], refs: set[TableRef], source: str) -
                 )
 
 
-def delta_path(data_dir: Path, ref: TableRef) -> Path:
+def delta_path(data_dir: LakeRoot, ref: TableRef) -> Path:
     return as_path(data_dir) / ref.schema / ref.table
 
 
@@ -141,7 +141,7 @@ def is_delta_table(path: Path) -> bool:
 
 @contextlib.contextmanager
 def sandbox(
-    data_dir: Path,
+    data_dir: LakeRoot,
     refs: tuple[TableRef, ...] | list[TableRef],
     *,
     source: str,
@@ -183,7 +183,7 @@ def sandbox(
 
 def run_select(
     sql: str,
-    data_dir: Path,
+    data_dir: LakeRoot,
     *,
     source: str,
     arrow: Mapping[TableRef, Any] | None = None,

@@ -11,18 +11,18 @@ from typing import Any
 
 import pyarrow as pa
 
-from medallion_assets.engine.base.scan import described
 from medallion_assets.engine.curated.sql import is_delta_table
-from medallion_assets.engine.files import exclusive_lock
-from medallion_assets.engine.lake import as_path, open_delta
 from medallion_assets.engine.outcome import LoadOutcome
+from medallion_assets.engine.storage.files import exclusive_lock
+from medallion_assets.engine.storage.lake import LakeRoot, as_path, open_delta
+from medallion_assets.engine.storage.scan import described
 
 UNKNOWN_ID = -1  # the surrogate id (and calendar key) of the unknown member
 LOW_DATE = datetime(1900, 1, 1)
 TS = pa.timestamp("us")
 
 
-def curated_path(data_dir: Path, table: str) -> Path:
+def curated_path(data_dir: LakeRoot, table: str) -> Path:
     return as_path(data_dir) / "curated" / table
 
 
@@ -34,7 +34,7 @@ def read_delta(path: Path) -> pa.Table | None:
 
 
 @contextlib.contextmanager
-def table_lock(data_dir: Path, table: str) -> Iterator[None]:
+def table_lock(data_dir: LakeRoot, table: str) -> Iterator[None]:
     """Serialise read-modify-write cycles on one curated table across processes.
 
     Delta commits are atomic, but a dimension rewrite racing with a fact appending inferred

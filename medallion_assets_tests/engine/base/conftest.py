@@ -9,8 +9,8 @@ import pytest
 from deltalake import DeltaTable
 
 from medallion_assets.engine.base.model import BaseTable
-from medallion_assets.engine.files import write_table_file
-from medallion_assets.engine.paths import landing_file_path
+from medallion_assets.engine.storage.files import write_table_file
+from medallion_assets.engine.storage.paths import landing_file_path
 
 CUSTOMER_SCHEMA = pa.schema(
     [

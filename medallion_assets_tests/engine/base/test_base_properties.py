@@ -1,4 +1,4 @@
-"""Randomised extract sequences: the SCD2 invariants of DESIGN.md hold, the current rows equal
+"""Randomised extract sequences: the SCD2 invariants of docs/design.md hold, the current rows equal
 the source's final state, and the table is a function of the set of extracts (any order, reruns).
 
 Each simulated source holds several hundred independent small cases side by side (disjoint key
@@ -165,8 +165,8 @@ def test_any_order_and_reruns_give_the_same_history(seed):
 
 def test_partitions_in_any_order_through_delta(tmp_path, h):
     """The same property end to end: landing files, load_partition, Delta tables."""
-    from medallion_assets.engine.files import write_table_file
-    from medallion_assets.engine.paths import landing_file_path
+    from medallion_assets.engine.storage.files import write_table_file
+    from medallion_assets.engine.storage.paths import landing_file_path
 
     _, extracts = simulate(5, cases=40, days=5)
     for day, extract in extracts:

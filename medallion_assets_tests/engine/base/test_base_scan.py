@@ -7,7 +7,7 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from medallion_assets.engine.base.keyed import _key_ranges
-from medallion_assets.engine.base.scan import connect, register_delta
+from medallion_assets.engine.storage.scan import connect, register_delta
 
 
 def _rows(con, sql: str) -> list[tuple]:
@@ -80,15 +80,13 @@ def test_recreated_table_is_not_read_through_a_stale_file_listing(tmp_path, land
         ([1, 2, 3], pa.int64(), []),  # sorted: one pass
     ],
 )
-def test_keys_unique_on_dense_sparse_and_small_integer_keys(values, kind, repeated):
-    from medallion_assets.engine.base.reader import keys_unique, repeated_keys
+def test_repeated_keys_on_dense_sparse_and_small_integer_keys(values, kind, repeated):
+    from medallion_assets.engine.base.reader import repeated_keys
 
     table = pa.table({"k": pa.array(values, kind)})
     found = repeated_keys(table, ["k"])
     assert found.type == kind and sorted(found.to_pylist()) == repeated
-    assert keys_unique(table, ["k"]) is (not repeated)
-    assert repeated_keys(pa.table({"k": pa.array(["a", "a"])}), ["k"]) is None
-    assert keys_unique(pa.table({"k": pa.array(["a", "a"])}), ["k"]) is None  # not an integer key
+    assert repeated_keys(pa.table({"k": pa.array(["a", "a"])}), ["k"]) is None  # not an integer key: not cheaply known
 
 
 @pytest.mark.parametrize("key_type", [pa.int64(), pa.string()])

@@ -25,7 +25,7 @@ from medallion_assets.engine.memory import (
     current_budget,
     parse_size,
 )
-from medallion_assets.engine.paths import landing_file_path
+from medallion_assets.engine.storage.paths import landing_file_path
 
 DAY1, DAY2 = date(2026, 1, 1), date(2026, 1, 2)
 

@@ -1,6 +1,6 @@
 """Keyed history (scd1/scd2) as a pure function of the set of extracts seen.
 
-Why a function of the set: DESIGN.md requires that processing landing files or partitions in any
+Why a function of the set: docs/design.md requires that processing landing files or partitions in any
 order, or twice, gives the same rows. A sequential merge cannot promise that once late-arriving
 rows, out-of-order partitions and deletions mix, so the table is derived from *observations*.
 What is stored (the hidden state table) grows with versions and deletions, not with extracts:

@@ -13,7 +13,7 @@ from medallion_assets.engine.base.history.observe import observe
 from medallion_assets.engine.base.history.spec import HistoryPlan, HistorySpec, StagedPlan
 from medallion_assets.engine.base.history.steps import Steps
 from medallion_assets.engine.base.reader import Extract
-from medallion_assets.engine.base.scan import connect
+from medallion_assets.engine.storage.scan import connect
 
 
 def stage_plan(

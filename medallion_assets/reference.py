@@ -2,7 +2,7 @@
 
 The reference page keeps prose and examples by hand; every table of keys between
 ``<!-- keys:NAME -->`` and ``<!-- /keys:NAME -->`` is generated here, so no field is missed and
-none drifts. ``python -m medallion_assets.engine.reference`` rewrites the tables in place; a test
+none drifts. ``python -m medallion_assets.reference`` rewrites the tables in place; a test
 fails when the page and the models disagree.
 """
 
@@ -19,7 +19,14 @@ from pydantic_core import PydanticUndefined
 
 from medallion_assets.engine.base.model import BaseFile, BaseTable, DeleteCondition, QualityRule
 from medallion_assets.engine.curated.model import CalendarSpec, CuratedSpec, DimensionSpec, FactSpec
-from medallion_assets.engine.paths import repository_root
+from medallion_assets.engine.landing.sources import (
+    Connection,
+    DropFolderConnection,
+    DuckDBConnection,
+    SourceObject,
+    SourceSystem,
+    SqlDatabaseConnection,
+)
 from medallion_assets.engine.policies import RetrySettings
 from medallion_assets.engine.project import (
     ChecksSettings,
@@ -28,14 +35,7 @@ from medallion_assets.engine.project import (
     ScheduleSettings,
     SchedulesSettings,
 )
-from medallion_assets.engine.sources import (
-    Connection,
-    DropFolderConnection,
-    DuckDBConnection,
-    SourceObject,
-    SourceSystem,
-    SqlDatabaseConnection,
-)
+from medallion_assets.engine.storage.paths import repository_root
 
 REFERENCE = Path("docs") / "reference.md"
 _BLOCK = re.compile(r"(<!-- keys:(?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /keys:(?P=name) -->)", re.S)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from medallion_assets.engine.paths import (
+from medallion_assets.engine.storage.paths import (
     PathOutsideDataRoot,
     inside,
     landing_file_path,

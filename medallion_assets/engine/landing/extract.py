@@ -22,25 +22,25 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from medallion_assets.engine.clock import utc_now
-from medallion_assets.engine.database import SourceQuery, SourceReadError, SqlSource
-from medallion_assets.engine.files import atomic_path, copy_file_atomic
-from medallion_assets.engine.lake import as_path, local_copy, local_dir
-from medallion_assets.engine.memory import budgeted, configure, new_database
-from medallion_assets.engine.paths import (
-    LandingFile,
-    inside,
-    landing_file_path,
-    list_landing_files,
-    parse_landing_file,
-)
-from medallion_assets.engine.sources import (
+from medallion_assets.engine.landing.database import SourceQuery, SourceReadError, SqlSource
+from medallion_assets.engine.landing.sources import (
     DropFolderConnection,
     DuckDBConnection,
     SourceObject,
     SourceSystem,
     SqlDatabaseConnection,
 )
+from medallion_assets.engine.memory import budgeted, configure, new_database
 from medallion_assets.engine.sqltext import path_literal, quote_identifier
+from medallion_assets.engine.storage.files import atomic_path, copy_file_atomic
+from medallion_assets.engine.storage.lake import LakeRoot, as_path, local_copy, local_dir
+from medallion_assets.engine.storage.paths import (
+    LandingFile,
+    inside,
+    landing_file_path,
+    list_landing_files,
+    parse_landing_file,
+)
 
 
 class SourceUnavailable(SourceReadError):
@@ -125,7 +125,7 @@ def plan_load_types(
     return ["delta", "keys"] if obj.keys_extract else ["delta"]
 
 
-def _open_database(data_dir: Path, system: SourceSystem) -> duckdb.DuckDBPyConnection:
+def _open_database(data_dir: LakeRoot, system: SourceSystem) -> duckdb.DuckDBPyConnection:
     assert isinstance(system.connection, DuckDBConnection)
     db_path = inside(local_dir(data_dir), system.connection.database)
     if not db_path.is_file():
@@ -156,7 +156,7 @@ def _source_now(con: duckdb.DuckDBPyConnection, system: SourceSystem) -> datetim
     return utc_now(whole_seconds=True)
 
 
-def existing_extract(data_dir: Path, system: SourceSystem, obj: SourceObject, partition_date: date) -> list[LandingFile]:
+def existing_extract(data_dir: LakeRoot, system: SourceSystem, obj: SourceObject, partition_date: date) -> list[LandingFile]:
     return list_landing_files(data_dir, system.source, obj.name, partition_date=partition_date)
 
 
@@ -191,7 +191,7 @@ def describe_landing_file(
     return WrittenFile(landing.path, landing.load_type, int(rows), size), watermark
 
 
-def _keep(data_dir: Path, system: SourceSystem, obj: SourceObject, partition_date: date, files: list[LandingFile]) -> ExtractResult:
+def _keep(data_dir: LakeRoot, system: SourceSystem, obj: SourceObject, partition_date: date, files: list[LandingFile]) -> ExtractResult:
     result = ExtractResult(system.source, obj.name, partition_date, status="kept")
     watermarks = []
     for landing in files:
@@ -207,7 +207,7 @@ def _keep(data_dir: Path, system: SourceSystem, obj: SourceObject, partition_dat
 
 @budgeted(lambda data_dir, system, obj, *args, **kwargs: f"landing {system.source}_{obj.name}")
 def extract_object(
-    data_dir: Path,
+    data_dir: LakeRoot,
     system: SourceSystem,
     obj: SourceObject,
     partition_date: date,
@@ -256,7 +256,7 @@ def _start_result(system: SourceSystem, obj: SourceObject, partition_date: date,
 
 
 def _extract_from_database(
-    data_dir: Path,
+    data_dir: LakeRoot,
     system: SourceSystem,
     obj: SourceObject,
     partition_date: date,
@@ -351,7 +351,7 @@ def _observe(reader: pa.RecordBatchReader, landed: LandedBatches, watermark_colu
 
 
 def _extract_from_duckdb(
-    data_dir: Path,
+    data_dir: LakeRoot,
     system: SourceSystem,
     obj: SourceObject,
     partition_date: date,
@@ -440,7 +440,7 @@ def _count_rows(path: Path, obj: SourceObject) -> int:
     return max(lines, 0)
 
 
-def land_dropped_files(data_dir: Path, system: SourceSystem, obj: SourceObject, partition_date: date) -> ExtractResult:
+def land_dropped_files(data_dir: LakeRoot, system: SourceSystem, obj: SourceObject, partition_date: date) -> ExtractResult:
     """Copy the files dropped on ``partition_date`` (by modification time, UTC) into landing.
 
     Landing names carry the drop time, so re-running a day copies nothing twice; a file dropped

@@ -2,8 +2,8 @@ import textwrap
 
 import pytest
 
+from medallion_assets.engine.landing.sources import load_source_file, load_sources
 from medallion_assets.engine.metadata import MetadataError
-from medallion_assets.engine.sources import load_source_file, load_sources
 
 VALID = """
 source: shop

@@ -3,7 +3,7 @@
 import pytest
 from deltalake.exceptions import CommitFailedError, DeltaError
 
-from medallion_assets.engine.conflicts import retry_on_commit_conflict
+from medallion_assets.engine.storage.conflicts import retry_on_commit_conflict
 
 
 def _flaky(failures: int):

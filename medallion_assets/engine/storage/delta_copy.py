@@ -35,10 +35,10 @@ import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Schema
 from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
-from medallion_assets.engine.lake import LakePath, is_delta, open_delta, write_delta
 from medallion_assets.engine.memory import current_budget
 from medallion_assets.engine.sqltext import quote_identifier as q
 from medallion_assets.engine.sqltext import string_literal
+from medallion_assets.engine.storage.lake import LakePath, is_delta, open_delta, write_delta
 
 FILE_SIZE = 64 << 20
 BATCH_ROWS = 1 << 17

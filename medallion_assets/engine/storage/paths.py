@@ -1,4 +1,4 @@
-"""The data root and the landing path convention of DESIGN.md.
+"""The data root and the landing path convention (docs/design.md).
 
 Landing files live at
 ``landing/<source>/<object>/<load_type>/<yyyy>/<mm>/<dd>/<object>_<load_type>_<yyyymmddTHHMMSS>.<ext>``.
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from medallion_assets.engine.lake import LakePath, as_path, is_uri, open_lake, scandir
 from medallion_assets.engine.sqltext import is_snake_case
+from medallion_assets.engine.storage.lake import LakePath, LakeRoot, as_path, is_uri, open_lake, scandir
 
 DATA_DIR_ENV = "MEDALLION_DATA_DIR"
 LOAD_TYPES = ("full", "delta", "keys")
@@ -34,14 +34,14 @@ class PathOutsideDataRoot(ValueError):
 
 def repository_root() -> Path:
     """The checkout this package was installed from (editable installs), used for defaults."""
-    return Path(__file__).resolve().parents[2]
+    return Path(__file__).resolve().parents[3]
 
 
 def resolve_data_dir(explicit: str | os.PathLike | None = None) -> Path:
     """The data root: an explicit value, else ``$MEDALLION_DATA_DIR``, else ``data/`` of the checkout.
 
     Read at call time, never at import time, so tests and resources can point it elsewhere. A URI
-    (``s3://bucket/prefix``) gives a :class:`~medallion_assets.engine.lake.LakePath` (see lake.py).
+    (``s3://bucket/prefix``) gives a :class:`~medallion_assets.engine.storage.lake.LakePath` (see lake.py).
     """
     value = explicit if explicit not in (None, "") else os.environ.get(DATA_DIR_ENV)
     if value in (None, ""):
@@ -93,11 +93,11 @@ class LandingFile:
         return self.path.name
 
 
-def landing_object_dir(data_dir: Path, source: str, object_name: str) -> Path:
+def landing_object_dir(data_dir: LakeRoot, source: str, object_name: str) -> Path:
     return as_path(data_dir) / "landing" / source / object_name
 
 
-def landing_partition_dir(data_dir: Path, source: str, object_name: str, load_type: str, partition_date: date) -> Path:
+def landing_partition_dir(data_dir: LakeRoot, source: str, object_name: str, load_type: str, partition_date: date) -> Path:
     return (
         landing_object_dir(data_dir, source, object_name)
         / load_type
@@ -116,7 +116,7 @@ def landing_file_name(object_name: str, load_type: str, extracted_at: datetime, 
 
 
 def landing_file_path(
-    data_dir: Path, source: str, object_name: str, load_type: str, partition_date: date, extracted_at: datetime, fmt: str
+    data_dir: LakeRoot, source: str, object_name: str, load_type: str, partition_date: date, extracted_at: datetime, fmt: str
 ) -> Path:
     return landing_partition_dir(data_dir, source, object_name, load_type, partition_date) / landing_file_name(
         object_name, load_type, extracted_at, fmt
@@ -155,7 +155,7 @@ def parse_landing_file(path: Path, source: str | None = None) -> LandingFile | N
 
 
 def list_landing_files(
-    data_dir: Path,
+    data_dir: LakeRoot,
     source: str,
     object_name: str,
     *,
@@ -187,7 +187,7 @@ def list_landing_files(
 TABLE_LAYERS = ("base", "curated")
 
 
-def list_delta_tables(data_dir: Path) -> list[tuple[str, str, Path]]:
+def list_delta_tables(data_dir: LakeRoot) -> list[tuple[str, str, Path]]:
     """(layer, table, path) of every Delta table under base/ and curated/.
 
     Folders starting with ``_`` or ``.`` hold the engine's own state, locks and quarantine.

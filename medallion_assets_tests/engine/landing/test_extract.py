@@ -5,10 +5,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from medallion_assets.engine import files as files_module
-from medallion_assets.engine.extract import SourceUnavailable, extract_object, plan_load_types
-from medallion_assets.engine.paths import list_landing_files
-from medallion_assets.engine.sources import SourceSystem
+from medallion_assets.engine.landing.extract import SourceUnavailable, extract_object, plan_load_types
+from medallion_assets.engine.landing.sources import SourceSystem
+from medallion_assets.engine.storage import files as files_module
+from medallion_assets.engine.storage.paths import list_landing_files
 
 START = date(2026, 1, 1)
 

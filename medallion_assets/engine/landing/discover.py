@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from medallion_assets.engine.database import SqlSource, UnsupportedColumnType, arrow_type_of
+from medallion_assets.engine.landing.database import SqlSource, UnsupportedColumnType, arrow_type_of
 from medallion_assets.engine.sqltext import is_snake_case
 
 # Timestamps named like the row's last change make good watermarks.

@@ -11,9 +11,9 @@ import pytest
 
 from medallion_assets.engine.base.reader import read_landing_file
 from medallion_assets.engine.base.schema import BaseLoadError
-from medallion_assets.engine.files import exclusive_lock, write_table_file
-from medallion_assets.engine.lake import LakeError, LakePath, is_delta, open_delta, storage_options, write_delta
-from medallion_assets.engine.paths import (
+from medallion_assets.engine.storage.files import exclusive_lock, write_table_file
+from medallion_assets.engine.storage.lake import LakeError, LakePath, is_delta, open_delta, storage_options, write_delta
+from medallion_assets.engine.storage.paths import (
     PathOutsideDataRoot,
     inside,
     landing_file_path,
@@ -165,7 +165,7 @@ def test_writers_in_separate_processes_lose_no_commit(s3_lake):
 
 def test_the_package_opens_delta_tables_only_through_lake_py():
     """A ``DeltaTable(...)`` or ``write_deltalake(...)`` elsewhere would miss the storage options
-    of a remote lake (and work only on local disk): every call goes through engine/lake.py."""
+    of a remote lake (and work only on local disk): every call goes through engine/storage/lake.py."""
     import re
 
     package = Path(__file__).resolve().parents[2] / "medallion_assets"
@@ -177,4 +177,4 @@ def test_the_package_opens_delta_tables_only_through_lake_py():
         for number, line in enumerate(path.read_text().splitlines(), 1)
         if direct.search(line)
     ]
-    assert offenders == [], "use open_delta / is_delta / write_delta from medallion_assets.engine.lake"
+    assert offenders == [], "use open_delta / is_delta / write_delta from medallion_assets.engine.storage.lake"

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from medallion_assets.engine.lake import as_path, local_dir, scandir
-from medallion_assets.engine.paths import LOAD_TYPES, landing_object_dir, parse_landing_file
-from medallion_assets.engine.sources import DropFolderConnection, SourceSystem
+from medallion_assets.engine.landing.sources import DropFolderConnection, SourceSystem
+from medallion_assets.engine.storage.lake import LakeRoot, as_path, local_dir, scandir
+from medallion_assets.engine.storage.paths import LOAD_TYPES, landing_object_dir, parse_landing_file
 
 # Day folders re-listed below the newest one: an extract that lands a little late still counts.
 RESCAN_DAYS = 1
@@ -79,7 +79,7 @@ def _newest_day(object_dir: Path) -> date | None:
     return newest
 
 
-def scan_for_new_files(data_dir: Path, systems: dict[str, SourceSystem], cursor: str | None) -> tuple[list[NewFile], str]:
+def scan_for_new_files(data_dir: LakeRoot, systems: dict[str, SourceSystem], cursor: str | None) -> tuple[list[NewFile], str]:
     """New files since ``cursor``, and the cursor to store for the next scan."""
     state = json.loads(cursor) if cursor else {}
     landing_state: dict = state.get("landing", {})
@@ -93,7 +93,7 @@ def scan_for_new_files(data_dir: Path, systems: dict[str, SourceSystem], cursor:
     return new, json.dumps({"landing": landing_state, "drops": drop_state}, sort_keys=True)
 
 
-def _scan_landing_object(data_dir: Path, source: str, object_name: str, landing_state: dict) -> list[NewFile]:
+def _scan_landing_object(data_dir: LakeRoot, source: str, object_name: str, landing_state: dict) -> list[NewFile]:
     key = f"{source}/{object_name}"
     entry = landing_state.get(key, {"newest": None, "seen": []})
     newest = date.fromisoformat(entry["newest"]) if entry["newest"] else None
@@ -127,8 +127,8 @@ def _scan_landing_object(data_dir: Path, source: str, object_name: str, landing_
     return found
 
 
-def _scan_drop_folder(data_dir: Path, system: SourceSystem, object_name: str, pattern: str, drop_state: dict) -> list[NewFile]:
-    from medallion_assets.engine.paths import inside
+def _scan_drop_folder(data_dir: LakeRoot, system: SourceSystem, object_name: str, pattern: str, drop_state: dict) -> list[NewFile]:
+    from medallion_assets.engine.storage.paths import inside
 
     folder = inside(local_dir(data_dir), system.connection.folder)  # type: ignore[union-attr]
     key = f"{system.source}/{object_name}"

@@ -22,9 +22,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from medallion_assets.engine.lake import LakePath, local_copy, local_lock_file, upload_file
 from medallion_assets.engine.memory import new_database
 from medallion_assets.engine.sqltext import path_literal
+from medallion_assets.engine.storage.lake import LakePath, local_copy, local_lock_file, upload_file
 
 TEMP_PREFIX = ".tmp-"
 

@@ -257,6 +257,9 @@ class LakePath:
 # --- helpers the engine calls with a Path or a LakePath ---------------------------------------
 
 
+LakeRoot = Path | LakePath  # where the lake (or a table, a file) lives: a local folder or an object-store key
+
+
 def as_path(value: str | os.PathLike | LakePath) -> Path | LakePath:
     """``Path(value)`` for local values, the value itself for a :class:`LakePath`, and a URI
     string becomes a :class:`LakePath` again."""
@@ -309,7 +312,7 @@ def scandir(folder: Path | LakePath | str) -> Iterator[Any]:
     return os.scandir(folder)
 
 
-def local_dir(data_dir: Path | LakePath) -> Path:
+def local_dir(data_dir: LakeRoot | LakePath) -> Path:
     """Where the files of a data root that must be local live: the data root itself on local disk;
     for a remote lake ``$MEDALLION_LOCAL_DIR``, else a folder of the temp dir named after its URI."""
     if not isinstance(data_dir, LakePath):

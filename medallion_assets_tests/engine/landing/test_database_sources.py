@@ -5,10 +5,10 @@ from datetime import date, datetime
 import pyarrow.parquet as pq
 import pytest
 
-from medallion_assets.engine.database import SourceReadError, SqlSource, redact
-from medallion_assets.engine.extract import extract_object
-from medallion_assets.engine.paths import list_landing_files
-from medallion_assets.engine.sources import SourceSystem
+from medallion_assets.engine.landing.database import SourceReadError, SqlSource, redact
+from medallion_assets.engine.landing.extract import extract_object
+from medallion_assets.engine.landing.sources import SourceSystem
+from medallion_assets.engine.storage.paths import list_landing_files
 from medallion_assets_tests.sql_servers import execute, temporary_database
 
 D1, D2, D3 = date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 3)
@@ -175,7 +175,7 @@ def test_redact_removes_url_and_password():
 
 
 def test_discover_finds_tables_keys_and_watermark_candidates(pg):
-    from medallion_assets.engine.discover import discover_source
+    from medallion_assets.engine.landing.discover import discover_source
 
     with SqlSource(source="shop", url=pg) as database:
         found = discover_source(database)

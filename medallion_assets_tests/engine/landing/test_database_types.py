@@ -10,9 +10,9 @@ from deltalake import DeltaTable
 
 from medallion_assets.engine.base import load_partition, table_path
 from medallion_assets.engine.base.model import BaseTable
-from medallion_assets.engine.database import SourceReadError
-from medallion_assets.engine.extract import extract_object
-from medallion_assets.engine.sources import SourceSystem
+from medallion_assets.engine.landing.database import SourceReadError
+from medallion_assets.engine.landing.extract import extract_object
+from medallion_assets.engine.landing.sources import SourceSystem
 from medallion_assets_tests.sql_servers import execute, temporary_database
 
 DAY = date(2026, 1, 1)
