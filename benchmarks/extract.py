@@ -80,7 +80,7 @@ def child(kind: str, url: str, out: str) -> None:
             Path(out), system, system.objects["bench"], day, partition_start=date(2026, 1, 1),
             previous_watermark=previous, database_url=url,
         )
-        rows = result.rows
+        rows = result.rows_read
     else:
         sql = "SELECT * FROM bench" + (" WHERE modified_at > $1" if kind == "floor delta" else "")
         params = (WATERMARK,) if kind == "floor delta" else None

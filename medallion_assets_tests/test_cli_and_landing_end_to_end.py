@@ -11,7 +11,7 @@ import pytest
 from medallion_assets.common.resources import LakehouseResource
 from medallion_assets.engine.landing.sources import load_sources
 from medallion_assets.engine.storage.paths import list_landing_files
-from medallion_assets.landing.assets import build_landing_assets, extract_day_mismatch
+from medallion_assets.landing.assets import build_landing_assets
 
 pytestmark = pytest.mark.slow  # the medallion command and the landing assets on a generated sample
 
@@ -115,17 +115,16 @@ def test_the_default_sample_ends_yesterday_and_its_partitions_start_on_its_first
 def test_a_landed_file_stamped_on_another_day_is_reported():
     from pathlib import Path
 
-    from medallion_assets.engine.landing.extract import ExtractResult, WrittenFile
+    from medallion_assets.engine.landing.extract import extract_day_mismatch
+    from medallion_assets.engine.outcome import WrittenFile
 
     def file(stamp: str) -> WrittenFile:
         path = Path(f"/lake/landing/erp/customer/full/2026/01/05/customer_full_{stamp}.csv")
         return WrittenFile(path=path, load_type="full", rows=1, bytes=1)
 
-    same_day = ExtractResult(source="erp", object="customer", partition_date=date(2026, 1, 5), status="kept",
-                             files=[file("20260105T220000"), file("20260106T020000")])
-    assert extract_day_mismatch(same_day) == ""  # the nightly run stamps the morning after: expected
-    stale = ExtractResult(source="erp", object="customer", partition_date=date(2026, 1, 5), status="kept",
-                          files=[file("20260102T220000")])
-    assert extract_day_mismatch(stale) == (
+    same_day = [file("20260105T220000"), file("20260106T020000")]
+    assert extract_day_mismatch(date(2026, 1, 5), same_day) == ""  # the nightly run stamps the morning after: expected
+    stale = [file("20260102T220000")]
+    assert extract_day_mismatch(date(2026, 1, 5), stale) == (
         "partition 2026-01-05: 1 file(s) stamped on another day: customer_full_20260102T220000.csv"
     )

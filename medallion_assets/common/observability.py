@@ -16,6 +16,9 @@ import pyarrow as pa
 from medallion_assets.engine.outcome import PREVIEW_ROWS, LoadOutcome
 from medallion_assets.engine.storage.lake import LakeRoot
 
+WATERMARK_KEY = "watermark"  # a landing materialization's highest watermark: the next delta extract starts there
+LANDING_PATHS_KEY = "landing_paths"  # the files a landing materialization wrote, for the landing sensor
+
 
 def markdown_preview(table: pa.Table | None, limit: int = PREVIEW_ROWS) -> str:
     """The first rows of ``table`` as a Markdown table for the asset's metadata panel."""
@@ -33,11 +36,14 @@ def markdown_preview(table: pa.Table | None, limit: int = PREVIEW_ROWS) -> str:
 
 
 def load_metadata(outcome: LoadOutcome, *, descriptions: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Materialization metadata of a load (base or curated): its status, the counts the UI plots,
-    the schema with the metadata's column descriptions, a preview, and what only one layer knows
-    (landing files read, rows mapped to the unknown member, inferred members).
+    """Materialization metadata of any layer's load: its status, the counts the UI plots, the
+    schema with the metadata's column descriptions, a preview, and what only one layer knows
+    (files landed with their watermark; landing files read; rows mapped to the unknown member,
+    inferred members).
 
     Counts a layer cannot know (``None``) are left out rather than reported as zero."""
+    if outcome.layer == "landing":
+        return _landing_metadata(outcome)
     counts = {
         "rows_read": outcome.rows_read,
         "inserted": outcome.inserted,
@@ -68,6 +74,30 @@ def load_metadata(outcome: LoadOutcome, *, descriptions: Mapping[str, str] | Non
         metadata["preview"] = dg.MetadataValue.md(markdown_preview(outcome.preview))
     metadata |= {f"unmatched_{column}": dg.MetadataValue.int(n) for column, n in outcome.unmatched.items()}
     metadata |= {f"inferred_members_{table}": dg.MetadataValue.int(n) for table, n in outcome.inferred.items()}
+    if outcome.notes:
+        metadata["notes"] = dg.MetadataValue.text("; ".join(outcome.notes))
+    return metadata
+
+
+def _landing_metadata(outcome: LoadOutcome) -> dict[str, Any]:
+    rows = "\n".join(
+        f"| `{name}` | {f.load_type} | {f.rows:,} | {f.bytes:,} |" for name, f in zip(outcome.files, outcome.landed, strict=True)
+    )
+    metadata: dict[str, Any] = {
+        "status": outcome.status,
+        "files": dg.MetadataValue.int(len(outcome.files)),
+        "rows": dg.MetadataValue.int(outcome.rows_read or 0),
+        "bytes": dg.MetadataValue.int(outcome.bytes_written or 0),
+        "landing_files": dg.MetadataValue.md("| file | load type | rows | bytes |\n|---|---|---|---|\n" + rows if rows else "no files"),
+        LANDING_PATHS_KEY: dg.MetadataValue.json(list(outcome.files)),
+        WATERMARK_KEY: dg.MetadataValue.text(outcome.watermark.isoformat() if outcome.watermark else ""),
+    }
+    if outcome.extracted_at:
+        metadata["extracted_at"] = dg.MetadataValue.text(outcome.extracted_at.isoformat())
+    if outcome.warnings:
+        metadata["extract_day_mismatch"] = dg.MetadataValue.text("; ".join(outcome.warnings))
+    if outcome.replaced_files:
+        metadata["replaced_files"] = dg.MetadataValue.int(len(outcome.replaced_files))
     if outcome.notes:
         metadata["notes"] = dg.MetadataValue.text("; ".join(outcome.notes))
     return metadata

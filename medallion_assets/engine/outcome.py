@@ -24,15 +24,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date
-from typing import Literal
+from datetime import date, datetime
+from typing import Any, Literal
 
 import pyarrow as pa
 
 PREVIEW_ROWS = 5  # rows of a stored table shown with each materialization
 
 Layer = Literal["landing", "base", "curated"]
-Status = Literal["loaded", "no_files", "up_to_date", "stale", "no_change"]
+Status = Literal[
+    "loaded", "no_files", "up_to_date", "stale", "no_change",  # base and curated
+    "extracted", "kept", "nothing_new",  # landing: a new extract, one already landed, nothing dropped
+]
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """One landing file an extract wrote (or found already landed)."""
+
+    path: Any  # a local Path or an object-store LakePath
+    load_type: str  # full, delta or keys
+    rows: int
+    bytes: int
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,10 @@ class LoadOutcome:
     quarantined: int | None = None
     files: tuple[str, ...] = ()  # files read (base) or written (landing), relative to the lake
     bytes_written: int | None = None
+    landed: tuple[WrittenFile, ...] = ()  # landing: each file written or kept, with its load type, rows and bytes
+    replaced_files: tuple[Any, ...] = ()  # landing: earlier files of the partition a forced re-extract removed
+    watermark: datetime | None = None  # landing: the highest watermark value extracted
+    extracted_at: datetime | None = None  # landing: the source's clock when the extract was read
     row_count: int | None = None
     delta_version: int | None = None
     path: str | None = None  # where the table is stored

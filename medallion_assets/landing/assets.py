@@ -2,26 +2,22 @@
 
 
 from datetime import date, datetime
-from pathlib import Path
-from typing import Any
 
 import dagster as dg
 
+from medallion_assets.common.observability import WATERMARK_KEY, load_metadata
 from medallion_assets.common.partitions import daily_partitions
 from medallion_assets.common.policies import guarded_step, retry_policy
 from medallion_assets.common.pools import table_pool
 from medallion_assets.common.resources import LakehouseResource
-from medallion_assets.engine.landing.extract import ExtractResult, extract_object
+from medallion_assets.engine.landing.extract import extract_object
 from medallion_assets.engine.landing.sources import (
     DropFolderConnection,
     SourceObject,
     SourceSystem,
     SqlDatabaseConnection,
 )
-from medallion_assets.engine.storage.paths import parse_landing_file
 
-WATERMARK_KEY = "watermark"
-LANDING_PATHS_KEY = "landing_paths"
 # How far back to look for the previous partition's watermark; more than a year of daily runs.
 _WATERMARK_SEARCH_LIMIT = 500
 
@@ -55,51 +51,6 @@ def previous_watermark(instance: dg.DagsterInstance, asset_key: dg.AssetKey, par
         watermark = datetime.fromisoformat(str(entry.value))
         best = watermark if best is None or watermark > best else best
     return best
-
-
-def extract_day_mismatch(result: ExtractResult) -> str:
-    """Landing files of this partition stamped before its day or more than a day after it (an extract
-    of the nightly run, stamped the morning after, is expected)."""
-    day = result.partition_date
-    other = sorted(
-        f.path.name
-        for f in result.files
-        if (stamp := _stamp_day(f.path)) is not None and not 0 <= (stamp - day).days <= 1
-    )
-    if not other:
-        return ""
-    return f"partition {day}: {len(other)} file(s) stamped on another day: {', '.join(other[:5])}"
-
-
-def _stamp_day(path: Path) -> date | None:
-    parsed = parse_landing_file(path)
-    return parsed.extracted_at.date() if parsed is not None else None
-
-
-def landing_metadata(result: ExtractResult, data_root: Path) -> dict[str, Any]:
-    files_table = "\n".join(
-        f"| `{f.path.relative_to(data_root)}` | {f.load_type} | {f.rows:,} | {f.bytes:,} |" for f in result.files
-    )
-    metadata: dict[str, Any] = {
-        "status": result.status,
-        "files": dg.MetadataValue.int(len(result.files)),
-        "rows": dg.MetadataValue.int(result.rows),
-        "bytes": dg.MetadataValue.int(result.bytes),
-        "landing_files": dg.MetadataValue.md(
-            "| file | load type | rows | bytes |\n|---|---|---|---|\n" + files_table if files_table else "no files"
-        ),
-        LANDING_PATHS_KEY: dg.MetadataValue.json([str(f.path.relative_to(data_root)) for f in result.files]),
-        WATERMARK_KEY: dg.MetadataValue.text(result.watermark.isoformat() if result.watermark else ""),
-    }
-    if result.extracted_at:
-        metadata["extracted_at"] = dg.MetadataValue.text(result.extracted_at.isoformat())
-    if mismatch := extract_day_mismatch(result):
-        metadata["extract_day_mismatch"] = dg.MetadataValue.text(mismatch)
-    if result.removed:
-        metadata["replaced_files"] = dg.MetadataValue.int(len(result.removed))
-    if result.notes:
-        metadata["notes"] = dg.MetadataValue.text("; ".join(result.notes))
-    return metadata
 
 
 def build_landing_asset(*, system: SourceSystem, obj: SourceObject) -> dg.AssetsDefinition:
@@ -144,9 +95,9 @@ def build_landing_asset(*, system: SourceSystem, obj: SourceObject) -> dg.Assets
             )
         context.log.info(
             f"{key.to_user_string()} {context.partition_key}: {result.status}, "
-            f"{len(result.files)} file(s), {result.rows:,} rows, {result.bytes:,} bytes"
+            f"{len(result.files)} file(s), {result.rows_read:,} rows, {result.bytes_written:,} bytes"
         )
-        return dg.MaterializeResult(metadata=landing_metadata(result, lakehouse.root))
+        return dg.MaterializeResult(metadata=load_metadata(result))
 
     return _landing
 

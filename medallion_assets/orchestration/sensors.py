@@ -8,12 +8,13 @@ from collections.abc import Mapping, Sequence
 
 import dagster as dg
 
+from medallion_assets.common.observability import LANDING_PATHS_KEY
 from medallion_assets.common.resources import LakehouseResource
 from medallion_assets.engine.landing.scan import NewFile, scan_for_new_files
 from medallion_assets.engine.landing.sources import SourceSystem
 from medallion_assets.engine.notify import FailureNotice, NotificationFailed, post_json
 from medallion_assets.engine.storage.lake import relative_name
-from medallion_assets.landing.assets import LANDING_PATHS_KEY, landing_asset_key
+from medallion_assets.landing.assets import landing_asset_key
 
 WEBHOOK_URL_ENV = "MEDALLION_WEBHOOK_URL"
 UI_URL_ENV = "MEDALLION_UI_URL"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -31,9 +31,10 @@ from medallion_assets.engine.landing.sources import (
     SqlDatabaseConnection,
 )
 from medallion_assets.engine.memory import budgeted, configure, new_database
+from medallion_assets.engine.outcome import LoadOutcome, Status, WrittenFile
 from medallion_assets.engine.sqltext import path_literal, quote_identifier
 from medallion_assets.engine.storage.files import atomic_path, copy_file_atomic
-from medallion_assets.engine.storage.lake import LakeRoot, as_path, local_copy, local_dir
+from medallion_assets.engine.storage.lake import LakeRoot, as_path, local_copy, local_dir, relative_name
 from medallion_assets.engine.storage.paths import (
     LandingFile,
     inside,
@@ -81,33 +82,50 @@ def database_url_for(system: SourceSystem, lookup: Callable[[str], str | None]) 
     return url
 
 
-@dataclass(frozen=True)
-class WrittenFile:
-    path: Path
-    load_type: str
-    rows: int
-    bytes: int
-
-
 @dataclass
-class ExtractResult:
+class _Extraction:
+    """What an extract has landed so far; :meth:`outcome` makes it the immutable ``LoadOutcome``."""
+
     source: str
     object: str
     partition_date: date
-    status: str  # "extracted", "kept" or "nothing_new"
+    status: Status
     files: list[WrittenFile] = field(default_factory=list)
     removed: list[Path] = field(default_factory=list)
     watermark: datetime | None = None
     extracted_at: datetime | None = None
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def rows(self) -> int:
-        return sum(f.rows for f in self.files if f.load_type != "keys")
+    def outcome(self, data_dir: LakeRoot) -> LoadOutcome:
+        mismatch = extract_day_mismatch(self.partition_date, self.files)
+        return LoadOutcome(
+            layer="landing",
+            table=f"{self.source}_{self.object}",
+            partition_date=self.partition_date,
+            status=self.status,
+            rows_read=sum(f.rows for f in self.files if f.load_type != "keys"),
+            bytes_written=sum(f.bytes for f in self.files),
+            files=tuple(relative_name(f.path, data_dir) for f in self.files),
+            landed=tuple(self.files),
+            replaced_files=tuple(self.removed),
+            watermark=self.watermark,
+            extracted_at=self.extracted_at,
+            notes=tuple(self.notes),
+            warnings=(mismatch,) if mismatch else (),
+        )
 
-    @property
-    def bytes(self) -> int:
-        return sum(f.bytes for f in self.files)
+
+def extract_day_mismatch(partition_date: date, files: Sequence[WrittenFile]) -> str:
+    """Landing files of this partition stamped before its day or more than a day after it (an extract
+    of the nightly run, stamped the morning after, is expected)."""
+    other = sorted(
+        f.path.name
+        for f in files
+        if (parsed := parse_landing_file(f.path)) is not None and not 0 <= (parsed.extracted_at.date() - partition_date).days <= 1
+    )
+    if not other:
+        return ""
+    return f"partition {partition_date}: {len(other)} file(s) stamped on another day: {', '.join(other[:5])}"
 
 
 def plan_load_types(
@@ -191,8 +209,8 @@ def describe_landing_file(
     return WrittenFile(landing.path, landing.load_type, int(rows), size), watermark
 
 
-def _keep(data_dir: LakeRoot, system: SourceSystem, obj: SourceObject, partition_date: date, files: list[LandingFile]) -> ExtractResult:
-    result = ExtractResult(system.source, obj.name, partition_date, status="kept")
+def _keep(data_dir: LakeRoot, system: SourceSystem, obj: SourceObject, partition_date: date, files: list[LandingFile]) -> _Extraction:
+    result = _Extraction(system.source, obj.name, partition_date, status="kept")
     watermarks = []
     for landing in files:
         written, watermark = describe_landing_file(landing, obj.watermark_column, obj.read_options)
@@ -217,7 +235,7 @@ def extract_object(
     force: bool = False,
     log: Callable[[str], None] = lambda message: None,
     database_url: str | None = None,
-) -> ExtractResult:
+) -> LoadOutcome:
     """Land one object's extract for one day; see the module docstring for the rules.
 
     ``database_url`` (from :func:`database_url_for`) reads a SQL database instead of the DuckDB
@@ -230,7 +248,7 @@ def extract_object(
         database_url_for(system, lambda name: None)  # raises: the variable is not set
     existing = existing_extract(data_dir, system, obj, partition_date)
     if existing and not force:
-        return _keep(data_dir, system, obj, partition_date, existing)
+        return _keep(data_dir, system, obj, partition_date, existing).outcome(data_dir)
     if database_url:
         result = _extract_from_database(
             data_dir, system, obj, partition_date, partition_start, previous_watermark, database_url, log
@@ -242,11 +260,11 @@ def extract_object(
         if old.path not in new_paths:
             old.path.unlink(missing_ok=True)
             result.removed.append(old.path)
-    return result
+    return result.outcome(data_dir)
 
 
-def _start_result(system: SourceSystem, obj: SourceObject, partition_date: date, extracted_at: datetime) -> ExtractResult:
-    result = ExtractResult(system.source, obj.name, partition_date, status="extracted", extracted_at=extracted_at)
+def _start_result(system: SourceSystem, obj: SourceObject, partition_date: date, extracted_at: datetime) -> _Extraction:
+    result = _Extraction(system.source, obj.name, partition_date, status="extracted", extracted_at=extracted_at)
     if extracted_at.date() != partition_date:
         result.notes.append(
             f"the source clock reads {extracted_at:%Y-%m-%d %H:%M:%S}: a source cannot be read as of a past or "
@@ -264,7 +282,7 @@ def _extract_from_database(
     previous_watermark: datetime | None,
     url: str,
     log: Callable[[str], None],
-) -> ExtractResult:
+) -> _Extraction:
     """Stream each planned extract from a SQL database into its landing file, in one snapshot."""
     label = f"source {system.source!r}, object {obj.name!r}" + ("" if obj.query else f", table {obj.source_table!r}")
     with SqlSource(source=system.source, url=url) as database:
@@ -358,7 +376,7 @@ def _extract_from_duckdb(
     partition_start: date,
     previous_watermark: datetime | None,
     log: Callable[[str], None],
-) -> ExtractResult:
+) -> _Extraction:
     con = _open_database(data_dir, system)
     try:
         con.begin()  # one snapshot for the data, the keys and the watermark
@@ -440,7 +458,7 @@ def _count_rows(path: Path, obj: SourceObject) -> int:
     return max(lines, 0)
 
 
-def land_dropped_files(data_dir: LakeRoot, system: SourceSystem, obj: SourceObject, partition_date: date) -> ExtractResult:
+def land_dropped_files(data_dir: LakeRoot, system: SourceSystem, obj: SourceObject, partition_date: date) -> LoadOutcome:
     """Copy the files dropped on ``partition_date`` (by modification time, UTC) into landing.
 
     Landing names carry the drop time, so re-running a day copies nothing twice; a file dropped
@@ -452,7 +470,7 @@ def land_dropped_files(data_dir: LakeRoot, system: SourceSystem, obj: SourceObje
         raise SourceUnavailable(
             f"source {system.source!r}: drop folder {folder} does not exist (connection.folder in its source metadata)"
         )
-    result = ExtractResult(system.source, obj.name, partition_date, status="nothing_new")
+    result = _Extraction(system.source, obj.name, partition_date, status="nothing_new")
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if not entry.is_file() or entry.name.startswith(".") or not fnmatch.fnmatch(entry.name, obj.file_pattern or "*"):
             continue
@@ -471,4 +489,4 @@ def land_dropped_files(data_dir: LakeRoot, system: SourceSystem, obj: SourceObje
         result.status = "extracted"
         result.extracted_at = dropped_at
         result.notes.append(f"landed {entry.name}")
-    return result
+    return result.outcome(data_dir)

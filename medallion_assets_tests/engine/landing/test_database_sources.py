@@ -54,13 +54,13 @@ def extract(tmp_path, url, day, system=None, **kwargs):
 
 
 def rows_of(result, load_type):
-    (written,) = [f for f in result.files if f.load_type == load_type]
+    (written,) = [f for f in result.landed if f.load_type == load_type]
     return sorted(pq.read_table(written.path).to_pylist(), key=lambda r: tuple(str(v) for v in r.values()))
 
 
 def test_incremental_catches_late_rows_within_the_lookback_and_keys_reveal_deletes(tmp_path, pg):
     first = extract(tmp_path, pg, D1)
-    assert [f.load_type for f in first.files] == ["full"] and first.rows == 2
+    assert [f.load_type for f in first.landed] == ["full"] and first.rows_read == 2
     assert first.watermark == datetime(2026, 1, 1, 10) and first.extracted_at == datetime(2026, 1, 1, 22)
 
     execute(
@@ -72,7 +72,7 @@ def test_incremental_catches_late_rows_within_the_lookback_and_keys_reveal_delet
         "DELETE FROM customer WHERE customer_id = 2",
     )
     second = extract(tmp_path, pg, D2, previous_watermark=first.watermark)
-    assert [f.load_type for f in second.files] == ["delta", "keys"]
+    assert [f.load_type for f in second.landed] == ["delta", "keys"]
     assert [r["customer_id"] for r in rows_of(second, "delta")] == [1, 3, 4]
     assert [r["customer_id"] for r in rows_of(second, "keys")] == [1, 3, 4, 5]  # 2 was hard-deleted
     assert second.watermark == datetime(2026, 1, 2, 8)
@@ -125,7 +125,7 @@ def test_bad_objects_fail_clearly_and_keep_what_already_landed(tmp_path, pg, obj
     message = str(failure.value)
     assert expected in message and "source 'shop'" in message and "object 'customer'" in message
     assert not failure.value.transient
-    assert [f.path for f in list_landing_files(tmp_path, "shop", "customer")] == [f.path for f in landed.files]
+    assert [f.path for f in list_landing_files(tmp_path, "shop", "customer")] == [f.path for f in landed.landed]
     assert not [p for p in (tmp_path / "landing").rglob("*") if p.name.startswith(".")]
 
 
@@ -212,7 +212,7 @@ def test_incremental_keys_and_query_through_sqlalchemy(kind, tmp_path):
             "INSERT INTO customer VALUES (1, 'Ann', '2026-01-01 09:00:00'), (2, 'Bob', '2026-01-01 10:00:00')",
         )
         first = extract(tmp_path, url, D1)
-        assert first.rows == 2 and first.watermark == datetime(2026, 1, 1, 10)
+        assert first.rows_read == 2 and first.watermark == datetime(2026, 1, 1, 10)
         execute(
             url,
             "UPDATE clock SET now_ts = '2026-01-02 22:00:00'",

@@ -85,7 +85,7 @@ def test_every_common_type_lands_in_base_with_its_exact_value(kind, tmp_path):
         execute(url, DDL[kind], insert_rows(kind))
         system = system_for()
         result = extract_object(tmp_path, system, system.objects["typed"], DAY, partition_start=DAY, database_url=url)
-    (landed,) = result.files
+    (landed,) = result.landed
     landed_table = pq.read_table(landed.path)
     assert str(landed_table.schema.field("amount").type) == ("decimal128(18, 4)")
     assert str(landed_table.schema.field("at_tz").type) == "timestamp[us, tz=UTC]" or kind == "sqlite"

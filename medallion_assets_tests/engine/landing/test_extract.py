@@ -51,10 +51,10 @@ def test_first_extract_is_full_and_named_by_the_source_clock(tmp_path, source_db
     system = make_system()
     result = extract_object(tmp_path, system, system.objects["customer"], START, partition_start=START)
     assert result.status == "extracted"
-    assert [(f.load_type, f.rows) for f in result.files] == [("full", 2)]
-    assert result.files[0].path.name == "customer_full_20260101T220000.csv"
+    assert [(f.load_type, f.rows) for f in result.landed] == [("full", 2)]
+    assert result.landed[0].path.name == "customer_full_20260101T220000.csv"
     assert result.watermark == datetime(2026, 1, 1, 10)
-    assert result.files[0].path.read_text().splitlines()[0] == "customer_id,name,modified_at"
+    assert result.landed[0].path.read_text().splitlines()[0] == "customer_id,name,modified_at"
 
 
 def test_incremental_day_lands_changes_since_watermark_and_all_keys(tmp_path, source_db):
@@ -68,7 +68,7 @@ def test_incremental_day_lands_changes_since_watermark_and_all_keys(tmp_path, so
         "insert into customer values (3, 'Cy', '2026-01-02 08:00')",
     )
     day2 = extract_object(tmp_path, system, obj, date(2026, 1, 2), partition_start=START, previous_watermark=first.watermark)
-    by_type = {f.load_type: f for f in day2.files}
+    by_type = {f.load_type: f for f in day2.landed}
     assert set(by_type) == {"delta", "keys"}
     assert by_type["delta"].rows == 1 and "Cy" in by_type["delta"].path.read_text()
     keys = by_type["keys"].path.read_text().split()
@@ -83,7 +83,7 @@ def test_lookback_catches_late_arriving_rows(tmp_path, source_db):
     # A row that reaches the source on day 2 but is stamped before the last watermark.
     run_sql(source_db, "update clock set now_ts = '2026-01-02 22:00'", "insert into customer values (4, 'Late', '2026-01-01 07:00')")
     day2 = extract_object(tmp_path, system, obj, date(2026, 1, 2), partition_start=START, previous_watermark=first.watermark)
-    delta = next(f for f in day2.files if f.load_type == "delta")
+    delta = next(f for f in day2.landed if f.load_type == "delta")
     assert "Late" in delta.path.read_text()
 
 
@@ -94,19 +94,19 @@ def test_existing_extract_is_kept_and_reported_unless_forced(tmp_path, source_db
     run_sql(source_db, "update clock set now_ts = '2026-01-05 22:00'", "insert into customer values (5, 'New', '2026-01-05 08:00')")
     again = extract_object(tmp_path, system, obj, START, partition_start=START)
     assert again.status == "kept"
-    assert [f.path for f in again.files] == [f.path for f in first.files]
-    assert again.rows == 2 and again.watermark == first.watermark
+    assert [f.path for f in again.landed] == [f.path for f in first.landed]
+    assert again.rows_read == 2 and again.watermark == first.watermark
     forced = extract_object(tmp_path, system, obj, START, partition_start=START, force=True)
-    assert forced.status == "extracted" and forced.rows == 3
-    assert forced.removed == [first.files[0].path]
-    assert [f.path for f in list_landing_files(tmp_path, "shop", "customer")] == [forced.files[0].path]
+    assert forced.status == "extracted" and forced.rows_read == 3
+    assert forced.replaced_files == (first.landed[0].path,)
+    assert [f.path for f in list_landing_files(tmp_path, "shop", "customer")] == [forced.landed[0].path]
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "json"])
 def test_every_format_round_trips_the_rows(tmp_path, source_db, fmt):
     system = make_system(format=fmt)
     result = extract_object(tmp_path, system, system.objects["customer"], START, partition_start=START)
-    path = result.files[0].path
+    path = result.landed[0].path
     assert path.suffix == f".{fmt}"
     reader = {"csv": "read_csv_auto", "parquet": "read_parquet", "json": "read_json_auto"}[fmt]
     names = duckdb.sql(f"select name from {reader}('{path}') order by customer_id").fetchall()
@@ -162,22 +162,22 @@ def test_dropped_files_land_by_drop_day_once(tmp_path):
     stamp = datetime(2026, 1, 1, 9, 0, tzinfo=UTC).timestamp()
     os.utime(dropped, (stamp, stamp))
     first = extract_object(tmp_path, system, obj, START, partition_start=START)
-    assert first.status == "extracted" and first.rows == 1
-    assert first.files[0].path.name == "budget_full_20260101T090000.csv"
-    assert first.files[0].path.read_bytes() == dropped.read_bytes()
+    assert first.status == "extracted" and first.rows_read == 1
+    assert first.landed[0].path.name == "budget_full_20260101T090000.csv"
+    assert first.landed[0].path.read_bytes() == dropped.read_bytes()
     again = extract_object(tmp_path, system, obj, START, partition_start=START)
     assert again.status == "kept" and len(list_landing_files(tmp_path, "finance", "budget")) == 1
     other_day = extract_object(tmp_path, system, obj, date(2026, 1, 2), partition_start=START)
-    assert other_day.status == "nothing_new" and other_day.files == []
+    assert other_day.status == "nothing_new" and other_day.landed == ()
 
 
 def test_failed_forced_reextract_keeps_what_already_landed(tmp_path, source_db):
     system = make_system()
     obj = system.objects["customer"]
     first = extract_object(tmp_path, system, obj, START, partition_start=START)
-    before = first.files[0].path.read_bytes()
+    before = first.landed[0].path.read_bytes()
     source_db.unlink()
     with pytest.raises(SourceUnavailable):
         extract_object(tmp_path, system, obj, START, partition_start=START, force=True)
-    assert [f.path for f in list_landing_files(tmp_path, "shop", "customer")] == [first.files[0].path]
-    assert first.files[0].path.read_bytes() == before
+    assert [f.path for f in list_landing_files(tmp_path, "shop", "customer")] == [first.landed[0].path]
+    assert first.landed[0].path.read_bytes() == before
