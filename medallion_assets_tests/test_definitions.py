@@ -138,3 +138,36 @@ def test_preloading_the_code_location_opens_no_delta_table():
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "0"
+
+
+def test_column_lineage_is_on_the_definitions_before_any_run():
+    graph = defs.resolve_asset_graph()
+    lineage = graph.get(dg.AssetKey(["curated", "fact_sales"])).metadata["dagster/column_lineage"].value
+    deps = {column: {(d.asset_key.to_user_string(), d.column_name) for d in found} for column, found in lineage.deps_by_column.items()}
+    assert deps["amount"] == {("base/erp_sales_order_line", "amount")}
+    assert deps["customer_id"] == {("base/erp_sales_order_line", "customer_id"), ("curated/dim_customer", "customer_id")}
+
+
+def test_a_base_table_that_lists_its_columns_declares_their_lineage():
+    from medallion_assets.base.assets import build_base_asset
+    from medallion_assets.engine.base.model import BaseTable
+
+    table = BaseTable.model_validate(
+        {
+            "name": "shop_item",
+            "object": "item",
+            "source": "shop",
+            "landing": [{"source": "shop", "object": "item"}],
+            "format": "csv",
+            "write_behaviour": "scd1",
+            "business_keys": ["item_id"],
+            "translations": {"ItemName": "item_name"},
+            "columns": ["item_id", "item_name"],
+        }
+    )
+    spec = build_base_asset(table=table).specs_by_key[dg.AssetKey(["base", "shop_item"])]
+    lineage = spec.metadata["dagster/column_lineage"].value.deps_by_column
+    assert {c: [(d.asset_key.to_user_string(), d.column_name) for d in deps] for c, deps in lineage.items()} == {
+        "item_id": [("landing/shop_item", "item_id")],
+        "item_name": [("landing/shop_item", "ItemName")],
+    }

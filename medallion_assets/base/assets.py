@@ -2,6 +2,7 @@
 
 
 from datetime import date
+from typing import Any
 
 import dagster as dg
 
@@ -19,6 +20,14 @@ from medallion_assets.engine.serving import refresh_serving_views
 
 def base_asset_key(table: BaseTable) -> dg.AssetKey:
     return dg.AssetKey(["base", table.name])
+
+
+def _declared_lineage(table: BaseTable) -> dict[str, Any]:
+    """Lineage on the definition when the metadata lists the table's ``columns`` (the stored
+    columns are known only after a load otherwise; each materialization carries them)."""
+    if not table.columns:
+        return {}
+    return {"dagster/column_lineage": column_lineage(base_lineage(table, table.columns))}
 
 
 def build_base_asset(*, table: BaseTable) -> dg.AssetsDefinition:
@@ -41,6 +50,7 @@ def build_base_asset(*, table: BaseTable) -> dg.AssetsDefinition:
             "read_behaviour": table.read_behaviour,
             "business_keys": ", ".join(table.business_keys) or "-",
             "table_path": f"base/{table.name}",
+            **_declared_lineage(table),
         },
         tags={"layer": "base", "source": table.source},
         retry_policy=retry_policy(table.retry),

@@ -24,7 +24,7 @@ from medallion_assets.engine.curated import load_dimension, load_fact
 from medallion_assets.engine.curated.calendar import load_calendar
 from medallion_assets.engine.curated.model import CalendarMeta, DimensionMeta, FactMeta
 from medallion_assets.engine.curated.sql import TableRef
-from medallion_assets.engine.lineage import curated_lineage
+from medallion_assets.engine.lineage import curated_lineage, declared_lineage
 from medallion_assets.engine.outcome import LoadOutcome
 from medallion_assets.engine.serving import refresh_serving_views
 
@@ -61,6 +61,9 @@ def _curated_asset(
     """The one shape every curated asset has; ``load(root, partition_date)`` does the work and
     the table's checks are evaluated in the same step."""
     checks = checks or TableChecks()
+    declared = declared_lineage(meta) if meta is not None else None
+    if declared is not None:  # shown before any run; each materialization carries the stored one
+        metadata = {**metadata, "dagster/column_lineage": column_lineage(declared)}
 
     @dg.asset(
         key=asset_key(table),

@@ -51,20 +51,28 @@ def base_lineage(table: BaseTable, columns: Sequence[str]) -> Lineage:
     return out
 
 
-def sql_lineage(sql: str, schemas: Mapping[tuple[str, str], Sequence[str]]) -> Lineage:
+def sql_lineage(sql: str, schemas: Mapping[tuple[str, str], Sequence[str]] | None) -> Lineage:
     """Each output column of a SELECT and the columns of the tables (``(schema, table)`` ->
-    column names) it is computed from. Raises :class:`LineageError` when the SQL cannot be traced."""
+    column names) it is computed from. With ``schemas`` ``None`` (before any table is stored)
+    only the SQL text is read: a column that is neither qualified nor from the only table read,
+    or a ``*``, cannot be placed. Raises :class:`LineageError` when the SQL cannot be traced."""
     import sqlglot
     from sqlglot import exp
     from sqlglot.errors import SqlglotError
     from sqlglot.lineage import lineage
     from sqlglot.optimizer.qualify import qualify
 
-    nested: dict[str, dict[str, dict[str, str]]] = {}
-    for (schema, table), names in schemas.items():
-        nested.setdefault(schema, {})[table] = {name: "VARCHAR" for name in names}  # types do not matter here
+    nested: dict[str, dict[str, dict[str, str]]] | None = None
+    if schemas is not None:
+        nested = {}
+        for (schema, table), names in schemas.items():
+            nested.setdefault(schema, {})[table] = {name: "VARCHAR" for name in names}  # types do not matter here
     try:
-        tree = qualify(sqlglot.parse_one(sql, dialect="duckdb"), schema=nested, dialect="duckdb")
+        tree = qualify(
+            sqlglot.parse_one(sql, dialect="duckdb"), schema=nested, dialect="duckdb", validate_qualify_columns=nested is not None
+        )
+        if nested is None:
+            _refuse_what_needs_schemas(tree)
         out: Lineage = {}
         for column in tree.named_selects:
             node = lineage(column, tree, schema=nested, dialect="duckdb")
@@ -77,6 +85,28 @@ def sql_lineage(sql: str, schemas: Mapping[tuple[str, str], Sequence[str]]) -> L
         return out
     except (SqlglotError, KeyError, ValueError) as exc:
         raise LineageError(f"cannot trace the columns of the SQL: {exc}") from None
+
+
+def _refuse_what_needs_schemas(tree) -> None:
+    """Without schemas sqlglot leaves a ``*`` unexpanded and an unqualified column of a join
+    unplaced (it would trace to nothing): refused, rather than shown as a column with no source."""
+    from sqlglot import exp
+    from sqlglot.optimizer.scope import traverse_scope
+
+    if any(_is_star(item) for select in tree.find_all(exp.Select) for item in select.expressions):
+        raise LineageError("SELECT * needs the stored schemas")
+    unplaced = sorted(
+        {column.name for scope in traverse_scope(tree) if len(scope.sources) > 1 for column in scope.columns if not column.table}
+    )
+    if unplaced:
+        raise LineageError(f"column(s) {', '.join(unplaced)} need the stored schemas to be placed")
+
+
+def _is_star(item) -> bool:
+    """``*`` or ``t.*`` as a projection (``count(*)`` is not one)."""
+    from sqlglot import exp
+
+    return isinstance(item, exp.Star) or (isinstance(item, exp.Column) and isinstance(item.this, exp.Star))
 
 
 def dimension_lineage(sql_columns: Lineage, columns: Sequence[str], *, id_column: str) -> Lineage:
@@ -120,7 +150,29 @@ def stored_columns(root, refs) -> dict[tuple[str, str], list[str]]:
 def curated_lineage(meta, root, columns: Sequence[str]) -> Lineage:
     """The lineage of a dimension, fact or bridge (``DimensionMeta`` / ``FactMeta``) whose stored
     columns are ``columns``, against the tables its SQL reads as they are stored in ``root``."""
-    from_sql = sql_lineage(meta.sql, stored_columns(root, meta.reads))
+    return _curated_columns(meta, sql_lineage(meta.sql, stored_columns(root, meta.reads)), columns)
+
+
+def declared_lineage(meta) -> Lineage | None:
+    """The lineage a dimension, fact or bridge will have, read from its SQL text and the model
+    alone (nothing stored is opened, so the code location shows it before any run); ``None``
+    when the SQL needs the stored schemas to be traced (``SELECT *``, unqualified columns of a
+    join), which the first materialization's lineage then gives."""
+    try:
+        from_sql = sql_lineage(meta.sql, None)
+    except LineageError:
+        return None
+    columns = list(from_sql)
+    if isinstance(meta, DimensionMeta):
+        columns = [meta.id_column, *columns]
+    elif meta.spec.map_keys:
+        mappings, _ = resolve_key_columns(columns, meta.dimensions, degenerate=meta.spec.degenerate_keys, source=meta.table, strict=False)
+        targets = {m.column: m.target for m in mappings}
+        columns = [targets.get(c, c) for c in columns]
+    return _curated_columns(meta, from_sql, columns)
+
+
+def _curated_columns(meta, from_sql: Lineage, columns: Sequence[str]) -> Lineage:
     if isinstance(meta, DimensionMeta):
         return dimension_lineage(from_sql, columns, id_column=meta.id_column)
     mapped: dict[str, tuple[str, str]] = {}

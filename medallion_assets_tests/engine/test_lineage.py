@@ -86,3 +86,48 @@ def test_framework_keys_point_at_what_they_resolve_against():
     assert fact["amount"] == (sale("amount"),) and fact["lh_created_date"] == ()
     dimension = dimension_lineage({"item_key": (item("item_id"),)}, ["item_id", "item_key", "lh_is_current"], id_column="item_id")
     assert dimension == {"item_id": (), "item_key": (item("item_id"),), "lh_is_current": ()}
+
+
+# --- before any table is stored: the SQL text alone -------------------------------------------
+
+
+def test_without_schemas_qualified_and_single_table_columns_are_traced():
+    traced = sql_lineage("SELECT sale_id AS sale_key, amount * quantity AS revenue FROM base.shop_sale", None)
+    assert traced == {"sale_key": (sale("sale_id"),), "revenue": (sale("amount"), sale("quantity"))}
+    joined = sql_lineage(
+        "SELECT s.sale_id, i.name FROM base.shop_sale s JOIN base.shop_item i ON i.item_id = s.item_id", None
+    )
+    assert joined == {"sale_id": (sale("sale_id"),), "name": (item("name"),)}
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM base.shop_sale",
+        "SELECT s.* FROM base.shop_sale s",
+        "SELECT sale_id, name FROM base.shop_sale s JOIN base.shop_item i ON i.item_id = s.item_id",  # whose name?
+    ],
+)
+def test_without_schemas_what_only_the_stored_schemas_tell_is_refused(sql):
+    with pytest.raises(LineageError):
+        sql_lineage(sql, None)
+
+
+def test_the_sample_model_declares_its_lineage_before_any_run():
+    """The shipped model's lineage from its SQL text: a fact's mapped key points at the base
+    column it was mapped from and the dimension's id; a dimension's surrogate key at nothing;
+    a dimension whose SQL joins unqualified columns waits for its first materialization."""
+    from medallion_assets.engine.curated.model import load_curated_model
+    from medallion_assets.engine.lineage import declared_lineage
+    from medallion_assets.engine.metadata import shipped_metadata_root
+
+    model = load_curated_model(shipped_metadata_root() / "curated")
+    sales = declared_lineage(model.facts["fact_sales"])
+    lines = "erp_sales_order_line"
+    assert sales["amount"] == (ColumnRef("base", lines, "amount"),)
+    assert sales["customer_id"] == (ColumnRef("base", lines, "customer_id"), ColumnRef("curated", "dim_customer", "customer_id"))
+    assert sales["calendar_order_key"] == (ColumnRef("base", lines, "order_date"), ColumnRef("curated", "dim_calendar", "calendar_key"))
+    assert "customer_key" not in sales  # stored as customer_id
+    customer = declared_lineage(model.dimensions["customer"])
+    assert customer["customer_id"] == () and customer["email"] == (ColumnRef("base", "erp_customer", "email"),)
+    assert declared_lineage(model.dimensions["employee"]) is None
