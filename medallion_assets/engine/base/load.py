@@ -124,6 +124,8 @@ def _load_partition(table: BaseTable, data_dir: LakeRoot, partition_date: date, 
         table=table.name,
         partition_date=partition_date,
         write_behaviour=table.write_behaviour,
+        rows_read=0,
+        quarantined=0,
         path=str(table_path(data_dir, table)),
         files=tuple(f.path.relative_to(data_dir).as_posix() if f.path.is_relative_to(data_dir) else str(f.path) for f in selection.files),
     )
@@ -131,7 +133,7 @@ def _load_partition(table: BaseTable, data_dir: LakeRoot, partition_date: date, 
         outcome = outcome.noted(f"{len(selection.skipped)} landing file(s) not read under read behaviour {table.read_behaviour!r}")
     target = None if table.recreate else _open(table_path(data_dir, table))
     if not selection.files:
-        return described(replace(outcome, status="no_files", rows_read=0), target)
+        return described(replace(outcome, status="no_files"), target)
 
     extracts: list[Extract] = []
     try:
