@@ -42,7 +42,9 @@ def main() -> None:
         day = start + timedelta(days=offset)
         for name in OBJECTS:
             for load_type in LOAD_TYPES:
-                path = landing_file_path(root, "erp", name, load_type, day, datetime(day.year, day.month, day.day, 22), "parquet")
+                path = landing_file_path(
+                    root, "erp", name, load_type, day, extracted_at=datetime(day.year, day.month, day.day, 22), fmt="parquet"
+                )
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.touch()
     files = days * len(OBJECTS) * len(LOAD_TYPES)
@@ -55,7 +57,9 @@ def main() -> None:
     timings = []
     for i in range(5):
         day = start + timedelta(days=days + i)
-        new = landing_file_path(root, "erp", OBJECTS[0], "delta", day, datetime(day.year, day.month, day.day, 22), "parquet")
+        new = landing_file_path(
+            root, "erp", OBJECTS[0], "delta", day, extracted_at=datetime(day.year, day.month, day.day, 22), fmt="parquet"
+        )
         new.parent.mkdir(parents=True, exist_ok=True)
         new.touch()
         t0 = time.perf_counter()

@@ -189,7 +189,7 @@ def landing_path(data_dir: Path, shape: str, day: date) -> Path:
     from medallion_assets.engine.storage.paths import landing_file_path
 
     return landing_file_path(
-        data_dir, SOURCE, shape, "full", day, datetime(day.year, day.month, day.day, 22), "parquet"
+        data_dir, SOURCE, shape, "full", day, extracted_at=datetime(day.year, day.month, day.day, 22), fmt="parquet"
     )
 
 

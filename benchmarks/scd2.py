@@ -110,7 +110,9 @@ def land(data_dir: Path, source: Source, day: date) -> Path:
     from medallion_assets.engine.storage.files import write_table_file
     from medallion_assets.engine.storage.paths import landing_file_path
 
-    path = landing_file_path(data_dir, "bench", "customer", "full", day, datetime(day.year, day.month, day.day, 22), "parquet")
+    path = landing_file_path(
+        data_dir, "bench", "customer", "full", day, extracted_at=datetime(day.year, day.month, day.day, 22), fmt="parquet"
+    )
     write_table_file(source.table(), path, "parquet")
     return path
 

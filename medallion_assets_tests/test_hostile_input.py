@@ -52,7 +52,7 @@ def customer_table(**overrides) -> BaseTable:
 
 def land(root: Path, day: date, data: bytes, fmt: str = "csv", obj: str = "customer") -> Path:
     """Write raw bytes where the landing convention puts a full extract of ``day`` (22:00)."""
-    path = landing_file_path(root, "erp", obj, "full", day, datetime(day.year, day.month, day.day, 22), fmt)
+    path = landing_file_path(root, "erp", obj, "full", day, extracted_at=datetime(day.year, day.month, day.day, 22), fmt=fmt)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path

@@ -1,6 +1,6 @@
 """The house rules a newcomer can rely on, read from the source files of ``medallion_assets``:
 no import circle (every import, also inside functions), each class name defined once, no module
-over 600 lines and no function over 80."""
+over 600 lines, no function over 80 and none taking more than five parameters by position."""
 
 import ast
 from collections import defaultdict
@@ -9,6 +9,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "medallion_assets"
 MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 80
+MAX_POSITIONAL = 5  # past that, parameters are keyword-only
 
 
 def module_files(package: Path = PACKAGE) -> dict[str, Path]:
@@ -101,6 +102,17 @@ def test_no_module_over_600_lines_and_no_function_over_80():
                 if length > MAX_FUNCTION_LINES:
                     too_long.append(f"{name}.{node.name}: {length} lines")
     assert too_long == []
+
+
+def test_long_parameter_lists_are_keyword_only():
+    offenders = []
+    for name, path in module_files().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                positional = [a.arg for a in node.args.posonlyargs + node.args.args if a.arg not in ("self", "cls")]
+                if len(positional) > MAX_POSITIONAL:
+                    offenders.append(f"{name}.{node.name}: {len(positional)} positional parameters")
+    assert offenders == []
 
 
 def test_the_checks_find_what_they_look_for(tmp_path):

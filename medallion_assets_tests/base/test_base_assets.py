@@ -44,7 +44,9 @@ def test_materialize_reports_counts_version_schema_and_preview(tmp_path):
     rows = pa.Table.from_pylist(
         [{"customer_id": 1, "segment": "a", "modified_at": datetime(2026, 1, 2, 9)},
          {"customer_id": 2, "segment": "b", "modified_at": datetime(2026, 1, 2, 9)}], schema=schema)
-    write_table_file(rows, landing_file_path(tmp_path, "erp", "customer", "full", day, datetime(2026, 1, 2, 22), "csv"), "csv")
+    write_table_file(rows, landing_file_path(
+        tmp_path, "erp", "customer", "full", day, extracted_at=datetime(2026, 1, 2, 22), fmt="csv"
+    ), "csv")
     table = customer_table()
     resources = {"lakehouse": LakehouseResource(data_dir=str(tmp_path))}
     result = dg.materialize([build_base_asset(table=table)], partition_key="2026-01-02", resources=resources)
@@ -65,7 +67,7 @@ def test_materialize_reports_counts_version_schema_and_preview(tmp_path):
 
 def test_bad_landing_file_fails_the_run(tmp_path):
     day = date(2026, 1, 2)
-    path = landing_file_path(tmp_path, "erp", "customer", "full", day, datetime(2026, 1, 2, 22), "csv")
+    path = landing_file_path(tmp_path, "erp", "customer", "full", day, extracted_at=datetime(2026, 1, 2, 22), fmt="csv")
     path.parent.mkdir(parents=True)
     path.write_text("segment,modified_at\na,2026-01-02 09:00:00\n")
     resources = {"lakehouse": LakehouseResource(data_dir=str(tmp_path))}

@@ -31,7 +31,9 @@ def test_checks_report_keys_and_quarantined_rows(tmp_path):
         schema=schema,
     )
     day = date(2026, 1, 2)
-    write_table_file(rows, landing_file_path(tmp_path, "erp", "customer", "full", day, datetime(2026, 1, 2, 22), "csv"), "csv")
+    write_table_file(rows, landing_file_path(
+        tmp_path, "erp", "customer", "full", day, extracted_at=datetime(2026, 1, 2, 22), fmt="csv"
+    ), "csv")
     asset = build_base_asset(table=table)
     # The checks are declared on the asset itself (one step), with their descriptions.
     specs = {spec.name: spec for spec in asset.check_specs}

@@ -34,7 +34,7 @@ BASE = dg.AssetKey(["base", "shop_orders"])
 
 
 def land(root, day: date, hour: int = 22):
-    path = landing_file_path(root, "shop", "orders", "full", day, datetime(day.year, day.month, day.day, hour), "csv")
+    path = landing_file_path(root, "shop", "orders", "full", day, extracted_at=datetime(day.year, day.month, day.day, hour), fmt="csv")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("order_id\n1\n")
     return path
@@ -202,7 +202,9 @@ def test_the_sensor_watches_a_lake_on_s3(sensor, s3_lake):
     local.write_text("order_id\n1\n")
 
     def land_s3(day: date) -> None:
-        upload_file(local, landing_file_path(root, "shop", "orders", "full", day, datetime(day.year, day.month, day.day, 22), "csv"))
+        upload_file(local, landing_file_path(
+            root, "shop", "orders", "full", day, extracted_at=datetime(day.year, day.month, day.day, 22), fmt="csv"
+        ))
 
     land_s3(date(2026, 1, 1))
     with dg.DagsterInstance.ephemeral() as instance:

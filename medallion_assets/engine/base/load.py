@@ -139,7 +139,7 @@ def _load_partition(table: BaseTable, data_dir: LakeRoot, partition_date: date, 
     try:
         for landing in selection.files:
             extracts.append(read_extract(table, landing, data_dir))
-        return _load_extracts(table, data_dir, partition_date, now, extracts, target, outcome)
+        return _load_extracts(table, data_dir, partition_date, now=now, extracts=extracts, target=target, outcome=outcome)
     finally:
         drop_staged(extracts)
 
@@ -148,6 +148,7 @@ def _load_extracts(
     table: BaseTable,
     data_dir: LakeRoot,
     partition_date: date,
+    *,
     now: datetime,
     extracts: list[Extract],
     target: DeltaTable | None,

@@ -163,12 +163,12 @@ def _local_batches(path: Path, fmt: str, options: dict[str, Any]) -> Iterator[tu
         except (duckdb.Error, pa.ArrowException, OSError) as exc:
             hint = " (corrupted, truncated or not Parquet)" if fmt == "parquet" else ""
             raise BaseLoadError(f"{path}: cannot read {fmt} landing file{hint}: {exc}") from None
-        yield plain_types(schema.empty_table()).schema, _checked(raw, con, path, fmt, options, args, params)
+        yield plain_types(schema.empty_table()).schema, _checked(raw, con, path, fmt=fmt, options=options, args=args, params=params)
     finally:
         con.close()
 
 
-def _checked(raw, con, path: Path, fmt: str, options: dict[str, Any], args, params) -> Iterator[pa.Table]:
+def _checked(raw, con, path: Path, *, fmt: str, options: dict[str, Any], args, params) -> Iterator[pa.Table]:
     """The batches, with a reader's error on the way (a broken CSV row) as a clear BaseLoadError."""
     try:
         for batch in raw:

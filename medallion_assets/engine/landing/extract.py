@@ -251,10 +251,13 @@ def extract_object(
         return _keep(data_dir, system, obj, partition_date, existing).outcome(data_dir)
     if database_url:
         result = _extract_from_database(
-            data_dir, system, obj, partition_date, partition_start, previous_watermark, database_url, log
+            data_dir, system, obj, partition_date,
+            partition_start=partition_start, previous_watermark=previous_watermark, url=database_url, log=log,
         )
     else:
-        result = _extract_from_duckdb(data_dir, system, obj, partition_date, partition_start, previous_watermark, log)
+        result = _extract_from_duckdb(
+            data_dir, system, obj, partition_date, partition_start=partition_start, previous_watermark=previous_watermark, log=log
+        )
     new_paths = {f.path for f in result.files}
     for old in existing:
         if old.path not in new_paths:
@@ -278,6 +281,7 @@ def _extract_from_database(
     system: SourceSystem,
     obj: SourceObject,
     partition_date: date,
+    *,
     partition_start: date,
     previous_watermark: datetime | None,
     url: str,
@@ -301,7 +305,9 @@ def _extract_from_database(
                 since=since,
                 distinct=tuple(obj.primary_key) if load_type == "keys" else None,
             )
-            final = landing_file_path(data_dir, system.source, obj.name, load_type, partition_date, extracted_at, obj.format)
+            final = landing_file_path(
+                data_dir, system.source, obj.name, load_type, partition_date, extracted_at=extracted_at, fmt=obj.format
+            )
             watch = obj.watermark_column if load_type != "keys" else None
             reader = database.read(extract)
             if load_type != "keys":
@@ -373,6 +379,7 @@ def _extract_from_duckdb(
     system: SourceSystem,
     obj: SourceObject,
     partition_date: date,
+    *,
     partition_start: date,
     previous_watermark: datetime | None,
     log: Callable[[str], None],
@@ -397,7 +404,9 @@ def _extract_from_duckdb(
                 query = f"SELECT DISTINCT {key_columns} FROM {table}"
             else:
                 query = f"SELECT {columns} FROM {table}{where}"
-            final = landing_file_path(data_dir, system.source, obj.name, load_type, partition_date, extracted_at, obj.format)
+            final = landing_file_path(
+                data_dir, system.source, obj.name, load_type, partition_date, extracted_at=extracted_at, fmt=obj.format
+            )
             rows = _copy_query(con, query, params, final, obj)
             result.files.append(WrittenFile(final, load_type, rows, final.stat().st_size))
             log(f"{system.source}.{obj.name}: {load_type} extract of {rows} rows -> {final}")
@@ -477,7 +486,7 @@ def land_dropped_files(data_dir: LakeRoot, system: SourceSystem, obj: SourceObje
         dropped_at = datetime.fromtimestamp(entry.stat().st_mtime, tz=UTC).replace(tzinfo=None, microsecond=0)
         if dropped_at.date() != partition_date:
             continue
-        final = landing_file_path(data_dir, system.source, obj.name, "full", partition_date, dropped_at, obj.format)
+        final = landing_file_path(data_dir, system.source, obj.name, "full", partition_date, extracted_at=dropped_at, fmt=obj.format)
         if final.exists():
             written, _ = describe_landing_file(parse_landing_file(final, system.source))
             result.files.append(written)

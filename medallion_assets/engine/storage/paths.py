@@ -116,7 +116,7 @@ def landing_file_name(object_name: str, load_type: str, extracted_at: datetime, 
 
 
 def landing_file_path(
-    data_dir: LakeRoot, source: str, object_name: str, load_type: str, partition_date: date, extracted_at: datetime, fmt: str
+    data_dir: LakeRoot, source: str, object_name: str, load_type: str, partition_date: date, *, extracted_at: datetime, fmt: str
 ) -> Path:
     return landing_partition_dir(data_dir, source, object_name, load_type, partition_date) / landing_file_name(
         object_name, load_type, extracted_at, fmt

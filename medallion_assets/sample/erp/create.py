@@ -101,7 +101,16 @@ def _write_history(con: duckdb.DuckDBPyConnection, state: SampleState, sizes: di
     products = _history_products(con, state, sizes["products"])
     customers, created_day = _history_customers(con, state, sizes["customers"])
     reps = column_values(employees, "employee_id")[1 + len(REGIONS) :]
-    orders = _history_order_lines(con, state, sizes["order_lines"], customers, created_day, products, reps, rep_regions)
+    orders = _history_order_lines(
+        con,
+        state,
+        sizes["order_lines"],
+        customers=customers,
+        created_day=created_day,
+        products=products,
+        reps=reps,
+        rep_regions=rep_regions,
+    )
     return replace(
         state,
         next_customer_id=sizes["customers"] + 1,
@@ -128,7 +137,7 @@ def _history_employees(con: duckdb.DuckDBPyConnection, state: SampleState, n_emp
     seniority = np.concatenate([[3650], rng.integers(1500, 3000, n_regions), rng.integers(30, 2500, n_reps)])
     hire = start - seniority.astype("timedelta64[D]")
     changed = hire + (rng.random(n_emp) * (seniority + 1)).astype("timedelta64[D]")
-    employees = employee_rows(rng, emp_ids, titles, regions, managers, hire, times_on(rng, changed))
+    employees = employee_rows(rng, emp_ids, titles, regions=regions, managers=managers, hire_dates=hire, modified_at=times_on(rng, changed))
     insert_rows(con, "employee", employees)
     return employees, rep_regions
 
@@ -164,6 +173,7 @@ def _history_order_lines(
     con: duckdb.DuckDBPyConnection,
     state: SampleState,
     n_lines: int,
+    *,
     customers: pa.Table,
     created_day: np.ndarray,
     products: pa.Table,

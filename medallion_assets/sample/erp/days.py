@@ -168,10 +168,10 @@ def _employees_day(con: duckdb.DuckDBPyConnection, state: SampleState, day: date
             rng,
             ids,
             [REP_TITLES[0]] * hires,
-            regions,
-            [managers.get(REGIONS[r]) for r in regions],
-            np.repeat(today, hires),
-            times_on(rng, np.repeat(today, hires)),
+            regions=regions,
+            managers=[managers.get(REGIONS[r]) for r in regions],
+            hire_dates=np.repeat(today, hires),
+            modified_at=times_on(rng, np.repeat(today, hires)),
         )
         insert_rows(con, "employee", rows)
         next_id += hires

@@ -82,6 +82,7 @@ def employee_rows(
     rng: np.random.Generator,
     ids: np.ndarray,
     titles: list[str],
+    *,
     regions: np.ndarray,
     managers: list[int | None],
     hire_dates: np.ndarray,

@@ -52,7 +52,9 @@ def land(tmp_path: Path) -> Callable[..., Path]:
     """land(day, load_type, table, hour=22, fmt='csv', obj='customer') writes one landing file."""
 
     def _land(day: date, load_type: str, table: pa.Table, hour: int = 22, fmt: str = "csv", obj: str = "customer", minute: int = 0) -> Path:
-        path = landing_file_path(tmp_path, "erp", obj, load_type, day, datetime(day.year, day.month, day.day, hour, minute), fmt)
+        path = landing_file_path(
+            tmp_path, "erp", obj, load_type, day, extracted_at=datetime(day.year, day.month, day.day, hour, minute), fmt=fmt
+        )
         write_table_file(table, path, fmt)
         return path
 

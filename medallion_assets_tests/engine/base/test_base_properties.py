@@ -171,7 +171,7 @@ def test_partitions_in_any_order_through_delta(tmp_path, h):
     _, extracts = simulate(5, cases=40, days=5)
     for day, extract in extracts:
         path = landing_file_path(
-            tmp_path / "a", "erp", "customer", extract.load_type, day, extract.extracted_at, "parquet"
+            tmp_path / "a", "erp", "customer", extract.load_type, day, extracted_at=extract.extracted_at, fmt="parquet"
         )
         write_table_file(extract.rows, path, "parquet")
     days = sorted({d for d, _ in extracts})

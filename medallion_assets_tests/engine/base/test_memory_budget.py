@@ -48,7 +48,7 @@ def _table(write_behaviour: str) -> BaseTable:
 def _land(root: Path, day: date, rows: int, *, changed_every: int = 0, text_bytes: int = 60) -> Path:
     """A full extract of ``rows`` lines written by DuckDB (never in Python): day 2 changes every
     ``changed_every``-th line, drops every 400th and adds a few new ones."""
-    path = landing_file_path(root, "erp", "line", "full", day, datetime(day.year, day.month, day.day, 22), "parquet")
+    path = landing_file_path(root, "erp", "line", "full", day, extracted_at=datetime(day.year, day.month, day.day, 22), fmt="parquet")
     path.parent.mkdir(parents=True, exist_ok=True)
     changed = f"i % {changed_every} = 0" if changed_every else "false"
     new = rows // 400 if changed_every else 0

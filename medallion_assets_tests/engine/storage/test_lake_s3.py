@@ -62,7 +62,7 @@ def test_landing_files_are_written_whole_listed_and_read_back(s3_lake):
     table = pa.table({"id": [1, 2, 3], "name": ["a", "b", "c"]})
     day = date(2026, 1, 2)
     for fmt in ("csv", "parquet", "json"):
-        final = landing_file_path(root, "shop", "customer", "full", day, datetime(2026, 1, 2, 22, 0, 0), fmt)
+        final = landing_file_path(root, "shop", "customer", "full", day, extracted_at=datetime(2026, 1, 2, 22, 0, 0), fmt=fmt)
         write_table_file(table, final, fmt)
     files = list_landing_files(root, "shop", "customer")
     assert [f.format for f in files] == ["csv", "json", "parquet"]  # same time and load type: by name
@@ -76,7 +76,7 @@ def test_landing_files_are_written_whole_listed_and_read_back(s3_lake):
 
 def test_a_broken_csv_names_its_uri_and_line(s3_lake):
     root = resolve_data_dir(s3_lake.uri)
-    final = landing_file_path(root, "shop", "customer", "full", date(2026, 1, 2), datetime(2026, 1, 2, 22), "csv")
+    final = landing_file_path(root, "shop", "customer", "full", date(2026, 1, 2), extracted_at=datetime(2026, 1, 2, 22), fmt="csv")
     stream = root.lake.filesystem.open_output_stream(final.fs_path)
     stream.write(b'id,name\n1,a\n"2,b\n3,c\n')
     stream.close()
@@ -89,7 +89,7 @@ def test_a_broken_csv_names_its_uri_and_line(s3_lake):
 
 def test_a_landing_file_gone_since_listing_is_a_clear_error(s3_lake):
     root = resolve_data_dir(s3_lake.uri)
-    gone = landing_file_path(root, "shop", "customer", "full", date(2026, 1, 2), datetime(2026, 1, 2, 22), "parquet")
+    gone = landing_file_path(root, "shop", "customer", "full", date(2026, 1, 2), extracted_at=datetime(2026, 1, 2, 22), fmt="parquet")
     with pytest.raises(BaseLoadError, match=f"{gone}: cannot read parquet landing file"):
         read_landing_file(gone, "parquet", {})
     with pytest.raises(BaseLoadError, match="cannot read csv landing file"):

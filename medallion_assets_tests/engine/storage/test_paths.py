@@ -14,7 +14,7 @@ from medallion_assets.engine.storage.paths import (
 
 
 def test_landing_path_follows_the_design_convention(tmp_path):
-    path = landing_file_path(tmp_path, "erp", "customer", "delta", date(2026, 1, 2), datetime(2026, 1, 2, 22, 0, 5), "csv")
+    path = landing_file_path(tmp_path, "erp", "customer", "delta", date(2026, 1, 2), extracted_at=datetime(2026, 1, 2, 22, 0, 5), fmt="csv")
     assert path.relative_to(tmp_path) == Path("landing/erp/customer/delta/2026/01/02/customer_delta_20260102T220005.csv")
     parsed = parse_landing_file(path)
     assert (parsed.source, parsed.object, parsed.load_type, parsed.partition_date, parsed.format) == (
@@ -29,15 +29,15 @@ def test_landing_path_follows_the_design_convention(tmp_path):
 
 def test_unknown_load_type_or_format_is_refused(tmp_path):
     with pytest.raises(ValueError, match="load type"):
-        landing_file_path(tmp_path, "erp", "customer", "weekly", date(2026, 1, 2), datetime(2026, 1, 2), "csv")
+        landing_file_path(tmp_path, "erp", "customer", "weekly", date(2026, 1, 2), extracted_at=datetime(2026, 1, 2), fmt="csv")
     with pytest.raises(ValueError, match="file format"):
-        landing_file_path(tmp_path, "erp", "customer", "full", date(2026, 1, 2), datetime(2026, 1, 2), "xlsx")
+        landing_file_path(tmp_path, "erp", "customer", "full", date(2026, 1, 2), extracted_at=datetime(2026, 1, 2), fmt="xlsx")
 
 
 def test_listing_skips_temporary_and_foreign_files_and_sorts(tmp_path):
-    later = landing_file_path(tmp_path, "erp", "customer", "delta", date(2026, 1, 3), datetime(2026, 1, 3, 22), "csv")
-    earlier = landing_file_path(tmp_path, "erp", "customer", "full", date(2026, 1, 2), datetime(2026, 1, 2, 22), "csv")
-    keys = landing_file_path(tmp_path, "erp", "customer", "keys", date(2026, 1, 3), datetime(2026, 1, 3, 22), "csv")
+    later = landing_file_path(tmp_path, "erp", "customer", "delta", date(2026, 1, 3), extracted_at=datetime(2026, 1, 3, 22), fmt="csv")
+    earlier = landing_file_path(tmp_path, "erp", "customer", "full", date(2026, 1, 2), extracted_at=datetime(2026, 1, 2, 22), fmt="csv")
+    keys = landing_file_path(tmp_path, "erp", "customer", "keys", date(2026, 1, 3), extracted_at=datetime(2026, 1, 3, 22), fmt="csv")
     for path in (later, earlier, keys):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("customer_id\n1\n")

@@ -35,6 +35,7 @@ def fold(
     versions: str,
     sightings: str,
     deletions: str,
+    *,
     extra: str | None = None,
     into: str | None = None,
 ) -> pa.Table | str:
