@@ -114,7 +114,7 @@ def compare_with_source(data_dir: Path, database: Path) -> list[str]:
 
 def maintain_all(data_dir: Path) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
     """Compact + vacuum (retention 0) every Delta table; totals (active files, bytes, disk files, bytes) before/after."""
-    from medallion_assets.engine.maintenance import file_stats, maintain_table
+    from medallion_assets.engine.storage.maintenance import file_stats, maintain_table
     from medallion_assets.engine.storage.paths import list_delta_tables
 
     before = [0, 0, 0, 0]

@@ -26,11 +26,11 @@ from deltalake.exceptions import TableNotFoundError
 
 from medallion_assets.engine.landing.scan import scan_for_new_files
 from medallion_assets.engine.landing.sources import load_sources
-from medallion_assets.engine.maintenance import delta_tables, file_stats, maintain_table
-from medallion_assets.engine.rollback import execute_rollback, plan_rollback
 from medallion_assets.engine.serving import refresh_serving_views
 from medallion_assets.engine.storage.lake import LakePath, as_path, is_delta, open_delta, write_delta
+from medallion_assets.engine.storage.maintenance import delta_tables, file_stats, maintain_table
 from medallion_assets.engine.storage.paths import list_landing_files, resolve_data_dir
+from medallion_assets.engine.storage.rollback import execute_rollback, plan_rollback
 from medallion_assets.sample import generate_sample
 from medallion_assets_tests.crash_worker import run_base, run_curated, sample_days
 from medallion_assets_tests.lake_contents import LOAD_STAMPS, landing_contents

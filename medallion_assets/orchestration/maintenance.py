@@ -4,8 +4,8 @@
 import dagster as dg
 
 from medallion_assets.common.resources import LakehouseResource
-from medallion_assets.engine.maintenance import delta_tables, maintain_table
 from medallion_assets.engine.project import load_project_settings
+from medallion_assets.engine.storage.maintenance import delta_tables, maintain_table
 
 
 class MaintenanceConfig(dg.Config):

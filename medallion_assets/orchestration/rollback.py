@@ -12,7 +12,7 @@ companions) goes back to the version it had before the run, through Delta's own 
 which is a new commit: nothing is deleted and history keeps both. Tables the run did not write
 are untouched; running the rollback again restores nothing.
 
-Limitations (see ``medallion_assets.engine.rollback``): the run's commits are found by its
+Limitations (see ``medallion_assets.engine.storage.rollback``): the run's commits are found by its
 start/end time, so a concurrent run writing the same table in that window is undone too; a table
 the run created has no earlier version and is left as it is (reported as ``created_by_run``, never
 deleted); commits made after the run would be undone as well, so such tables are refused unless
@@ -24,13 +24,13 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from medallion_assets.common.resources import LakehouseResource
-from medallion_assets.engine.rollback import (
+from medallion_assets.engine.serving import refresh_serving_views
+from medallion_assets.engine.storage.rollback import (
     TableRollback,
     blocked_by_later_commits,
     execute_rollback,
     plan_rollback,
 )
-from medallion_assets.engine.serving import refresh_serving_views
 
 
 class RollbackConfig(dg.Config):

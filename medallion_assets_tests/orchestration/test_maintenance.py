@@ -3,7 +3,7 @@ import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
 from medallion_assets.common.resources import LakehouseResource
-from medallion_assets.engine.maintenance import delta_tables, file_stats, maintain_table
+from medallion_assets.engine.storage.maintenance import delta_tables, file_stats, maintain_table
 from medallion_assets.orchestration.maintenance import maintenance_job
 
 

@@ -10,7 +10,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from medallion_assets.common.resources import LakehouseResource
 from medallion_assets.definitions import defs
-from medallion_assets.engine.rollback import candidate_tables, execute_rollback, plan_rollback
+from medallion_assets.engine.storage.rollback import candidate_tables, execute_rollback, plan_rollback
 from medallion_assets.orchestration.rollback import rollback_job
 from medallion_assets.sample import generate_sample
 

@@ -28,8 +28,8 @@ from medallion_assets.engine.base.staging import drop_staged, read_extract
 from medallion_assets.engine.outcome import WriteCounts
 from medallion_assets.engine.sqltext import quote_identifier as q
 from medallion_assets.engine.sqltext import timestamp_literal
-from medallion_assets.engine.storage.delta_copy import files_holding, is_local, local_root, write_query
-from medallion_assets.engine.storage.lake import LakeRoot, open_delta
+from medallion_assets.engine.storage.delta_copy import files_holding, is_local, local_root, merge_rows, write_query
+from medallion_assets.engine.storage.lake import LakeRoot, compact, open_delta
 from medallion_assets.engine.storage.paths import inside, parse_landing_file
 from medallion_assets.engine.storage.scan import connect, native_files, register_delta, stream
 
@@ -148,7 +148,7 @@ def _compact_state(data_dir: LakeRoot, table: BaseTable, state: DeltaTable | Non
     else:
         state.update_incremental()
     if state.get_add_actions(flatten=False).num_rows > COMPACT_AFTER_FILES:
-        state.optimize.compact(target_size=COMPACT_SIZE)
+        compact(state, target_size=COMPACT_SIZE)
 
 
 @dataclass(frozen=True)
@@ -296,7 +296,7 @@ def _commit_keyed(
     source = stream(con, f"SELECT {cols}, _action FROM {changes.source} ORDER BY {order}")
     source = source.cast(pa.schema([*write_schema, pa.field("_action", pa.string())]))
     (
-        target.merge(source, predicate, source_alias="s", target_alias="t")
+        merge_rows(target, source, predicate=predicate)
         .when_matched_delete(predicate="s._action = 'delete'")
         .when_matched_update(updates=values, predicate="s._action = 'update'")
         .when_not_matched_insert(updates=values, predicate="s._action = 'insert'")

@@ -52,7 +52,15 @@ from medallion_assets.engine.sqltext import string_literal, timestamp_literal
 from medallion_assets.engine.storage.conflicts import retry_on_commit_conflict
 from medallion_assets.engine.storage.delta_copy import local_root, write_query
 from medallion_assets.engine.storage.files import exclusive_lock
-from medallion_assets.engine.storage.lake import LakeRoot, as_path, is_delta, open_delta, remove_tree, write_delta
+from medallion_assets.engine.storage.lake import (
+    LakeRoot,
+    as_path,
+    delete_rows,
+    is_delta,
+    open_delta,
+    remove_tree,
+    write_delta,
+)
 from medallion_assets.engine.storage.scan import connect, described, native_files, register_delta, stream
 
 EXTRACTED_AT_KEY = "medallion.extracted_at"
@@ -103,7 +111,7 @@ def _replace_with(staged_path: Path, real_path: Path) -> None:
     staged, real = _open(staged_path), _open(real_path)
     if staged is None:
         if real is not None:
-            real.delete()  # the rebuild has no such rows: one commit that removes them all
+            delete_rows(real)  # the rebuild has no such rows: one commit that removes them all
         return
     dataset = staged.to_pyarrow_dataset()  # streamed batch by batch, never the whole rebuild at once
     write_delta(
@@ -373,4 +381,4 @@ def _write_quarantine(table: BaseTable, data_dir: LakeRoot, extracts: list[Extra
         else:
             write_delta(path, rows, mode="overwrite", predicate=predicate, schema_mode="merge")
     elif existing is not None and files:
-        existing.delete(predicate)
+        delete_rows(existing, predicate=predicate)

@@ -35,6 +35,7 @@ from medallion_assets.engine.curated.tables import (
 from medallion_assets.engine.memory import budgeted, new_database
 from medallion_assets.engine.outcome import LoadOutcome
 from medallion_assets.engine.sqltext import literal
+from medallion_assets.engine.storage.delta_copy import merge_rows
 from medallion_assets.engine.storage.lake import LakeRoot, open_delta, write_delta
 
 
@@ -344,7 +345,7 @@ def _write(
                 return 0, 0, 0
             predicate = " AND ".join(f"t.{q(c)} = s.{q(c)}" for c in spec.primary_key)
             metrics = (
-                dt.merge(batch, predicate=predicate, source_alias="s", target_alias="t")
+                merge_rows(dt, batch, predicate=predicate)
                 .when_matched_update_all()
                 .when_not_matched_insert_all()
                 .execute()

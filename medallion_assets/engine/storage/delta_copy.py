@@ -305,3 +305,20 @@ def files_holding(table: DeltaTable, key: str, values: np.ndarray) -> tuple[list
 
 
 __all__ = ["Written", "files_holding", "local_root", "write_query"]
+
+
+def merge_rows(
+    table: DeltaTable, source: pa.Table | pa.RecordBatchReader, *, predicate: str, source_alias: str = "s", target_alias: str = "t"
+):
+    """deltalake's MERGE of ``source`` into ``table`` (add the ``when_...`` clauses, then
+    ``execute()``), streamed and held to the step's memory budget: past a quarter of the step's
+    share (DuckDB, which feeds the source, holds the rest), delta-rs spills to disk instead of
+    growing (its merge memory grew after deltalake 1.5)."""
+    return table.merge(
+        source,
+        predicate,
+        source_alias=source_alias,
+        target_alias=target_alias,
+        streamed_exec=True,
+        max_spill_size=current_budget().share // 4,
+    )

@@ -33,15 +33,16 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
+import pyarrow as pa
 import pyarrow.fs as pafs
-from deltalake import DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 LOCAL_DIR_ENV = "MEDALLION_LOCAL_DIR"
 REMOTE_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss")
@@ -413,9 +414,46 @@ def is_delta(path: Path | LakePath | str) -> bool:
     return DeltaTable.is_deltatable(str(path), storage_options=storage_options(path))
 
 
-def write_delta(target: Path | LakePath | str | DeltaTable, data: Any, **kwargs: Any) -> None:
-    """``write_deltalake`` on a path of the lake (an open ``DeltaTable`` carries its own storage)."""
+WriteMode = Literal["error", "append", "overwrite", "ignore"]
+SchemaMode = Literal["merge", "overwrite"]
+
+
+def write_delta(
+    target: Path | LakePath | str | DeltaTable,
+    data: pa.Table | pa.RecordBatchReader,
+    *,
+    mode: WriteMode,
+    schema_mode: SchemaMode | None = None,
+    partition_by: Sequence[str] | None = None,
+    predicate: str | None = None,
+    configuration: Mapping[str, str | None] | None = None,
+    commit_properties: CommitProperties | None = None,
+    target_file_size: int | None = None,
+) -> None:
+    """``write_deltalake`` of a table or a batch reader on a path of the lake (an open
+    ``DeltaTable`` carries its own storage); ``predicate`` with ``mode="overwrite"`` replaces only
+    the rows it matches."""
+    options: dict[str, Any] = {
+        "mode": mode,
+        "schema_mode": schema_mode,
+        "partition_by": list(partition_by) if partition_by else None,
+        "predicate": predicate,
+        "configuration": configuration,
+        "commit_properties": commit_properties,
+        "target_file_size": target_file_size,
+    }
+    options = {name: value for name, value in options.items() if value is not None}
     if isinstance(target, DeltaTable):
-        write_deltalake(target, data, **kwargs)
+        write_deltalake(target, data, **options)
     else:
-        write_deltalake(str(target), data, storage_options=storage_options(target), **kwargs)
+        write_deltalake(str(target), data, storage_options=storage_options(target), **options)
+
+
+def compact(table: DeltaTable, *, target_size: int | None = None) -> dict[str, Any]:
+    """Bin-pack the table's small files into larger ones (same rows, one commit); its metrics."""
+    return table.optimize.compact(target_size=target_size)
+
+
+def delete_rows(table: DeltaTable, *, predicate: str | None = None) -> dict[str, Any]:
+    """Delete the rows ``predicate`` matches (every row without one) in one commit; its metrics."""
+    return table.delete(predicate)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from medallion_assets.engine.storage.lake import LakeRoot, as_path, open_delta
+from medallion_assets.engine.storage.lake import LakeRoot, as_path, compact, open_delta
 from medallion_assets.engine.storage.paths import list_delta_tables
 
 
@@ -55,7 +55,7 @@ def maintain_table(path: Path, *, retention_days: float) -> MaintenanceResult:
     """
     before = file_stats(path)
     table = open_delta(path)
-    compacted = table.optimize.compact()
+    compacted = compact(table)
     table = open_delta(path)
     vacuumed = table.vacuum(
         retention_hours=int(retention_days * 24), enforce_retention_duration=False, dry_run=False
