@@ -147,7 +147,14 @@ def _load_partition(table: BaseTable, data_dir: LakeRoot, partition_date: date, 
     try:
         for landing in selection.files:
             extracts.append(read_extract(table, landing, data_dir))
-        return _load_extracts(table, data_dir, partition_date, now=now, extracts=extracts, target=target, outcome=outcome)
+        _refuse_empty_full_extract(table, extracts, target)
+        state = None if table.recreate else _open(state_path(data_dir, table))
+        outcome = replace(outcome, rows_read=sum(e.rows_read for e in extracts if e.load_type != "keys"))
+        # Aligned rows own what they were made from: from here on, dropping them frees both.
+        extracts, schema = _align_batch(table, extracts, _data_schema(target) or _data_schema(state))
+        return _load_extracts(
+            table, data_dir, partition_date, now=now, extracts=extracts, schema=schema, target=target, state=state, outcome=outcome
+        )
     finally:
         drop_staged(extracts)
 
@@ -159,17 +166,13 @@ def _load_extracts(
     *,
     now: datetime,
     extracts: list[Extract],
+    schema: pa.Schema,
     target: DeltaTable | None,
+    state: DeltaTable | None,
     outcome: LoadOutcome,
 ) -> LoadOutcome:
-    rows_read = sum(e.rows_read for e in extracts if e.load_type != "keys")
-    _refuse_empty_full_extract(table, extracts, target)
-    state = None if table.recreate else _open(state_path(data_dir, table))
-    stored = _data_schema(target) or _data_schema(state)
-    aligned, schema = _align_batch(table, extracts, stored)
-    extracts[:] = aligned  # the caller drops them (aligned rows own what they were made from)
-    quarantine = [e for e in extracts if e.quarantine is not None]
-    outcome = replace(outcome, rows_read=rows_read, quarantined=sum(e.quarantine.num_rows for e in quarantine))
+    """Write one batch of read, checked and aligned extracts with the table's write behaviour."""
+    outcome = replace(outcome, quarantined=sum(e.quarantine.num_rows for e in extracts if e.quarantine is not None))
 
     if table.recreate:
         # Only ever the staging tables of _recreate: clear what an interrupted rebuild left.
