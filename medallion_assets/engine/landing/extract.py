@@ -32,6 +32,7 @@ from medallion_assets.engine.landing.sources import (
 )
 from medallion_assets.engine.memory import budgeted, configure, new_database
 from medallion_assets.engine.outcome import LoadOutcome, Status, WrittenFile
+from medallion_assets.engine.progress import Progress
 from medallion_assets.engine.sqltext import path_literal, quote_identifier
 from medallion_assets.engine.storage.files import atomic_path, copy_file_atomic
 from medallion_assets.engine.storage.lake import LakeRoot, as_path, local_copy, local_dir, relative_name
@@ -313,7 +314,8 @@ def _extract_from_database(
             if load_type != "keys":
                 named = obj.model_copy(update={"columns": None}) if obj.columns else obj  # the SELECT named them
                 check_named_columns(system, named, reader.schema.names, what=f"what {label} returns")
-            landed = land_batches(reader, final, obj, watermark_column=watch)
+            progress = Progress(f"{system.source}.{obj.name} ({load_type} extract)", log)
+            landed = land_batches(reader, final, obj, watermark_column=watch, progress=progress)
             result.files.append(WrittenFile(final, load_type, landed.rows, final.stat().st_size))
             log(f"{system.source}.{obj.name}: {load_type} extract of {landed.rows} rows -> {final}")
             if watch:
@@ -329,7 +331,12 @@ class LandedBatches:
 
 
 def land_batches(
-    reader: pa.RecordBatchReader, final: Path, obj: SourceObject, *, watermark_column: str | None = None
+    reader: pa.RecordBatchReader,
+    final: Path,
+    obj: SourceObject,
+    *,
+    watermark_column: str | None = None,
+    progress: Progress | None = None,
 ) -> LandedBatches:
     """Write a stream of Arrow batches to ``final`` (atomically, in the object's format) as they
     arrive; counts the rows and keeps the highest watermark on the way."""
@@ -337,7 +344,7 @@ def land_batches(
 
     def observed():
         try:
-            yield from _observe(reader, landed, watermark_column)
+            yield from _observe(reader, landed, watermark_column, progress)
         except Exception as exc:
             landed.error = exc
             raise
@@ -363,9 +370,11 @@ def land_batches(
     return landed
 
 
-def _observe(reader: pa.RecordBatchReader, landed: LandedBatches, watermark_column: str | None):
+def _observe(reader: pa.RecordBatchReader, landed: LandedBatches, watermark_column: str | None, progress: Progress | None):
     for batch in reader:
         landed.rows += batch.num_rows
+        if progress is not None:
+            progress.add(batch.num_rows)
         if watermark_column and batch.num_rows:
             high = pc.max(batch.column(watermark_column)).as_py()
             if high is not None:
