@@ -328,7 +328,8 @@ def _rewrite_ranges(
     only = None if whole else {str(root / p) for p in chosen}
     register_delta(con, "tgt", target, only=only)
     cols = ", ".join(q(c) for c in changes.columns)
-    typed = ", ".join(f"CAST({q(f.name)} AS {_duck_type(con, f)}) AS {q(f.name)}" for f in schema)
+    types = _duck_types(con, schema)
+    typed = ", ".join(f"CAST({q(f.name)} AS {types[f.name]}) AS {q(f.name)}" for f in schema)
     on = " AND ".join(f"c.{q(c)} = s.{q(c)}" for c in changes.match)
     order = ", ".join(q(c) for c in changes.match)
     query = f"""SELECT {typed} FROM (
@@ -341,10 +342,11 @@ def _rewrite_ranges(
         write_query(con, query, target.table_uri, mode="append", remove=chosen, file_size=FILE_SIZE)
 
 
-def _duck_type(con: duckdb.DuckDBPyConnection, field: pa.Field) -> str:
-    con.register("type_proto", pa.schema([field]).empty_table())
+def _duck_types(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> dict[str, str]:
+    """DuckDB's type of each Arrow field, read off one empty table of the schema."""
+    con.register("type_proto", schema.empty_table())
     try:
-        return con.execute("SELECT column_type FROM (DESCRIBE SELECT * FROM type_proto)").fetchall()[0][0]
+        return dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM type_proto)").fetchall())
     finally:
         con.unregister("type_proto")
 
