@@ -152,12 +152,13 @@ def current_budget() -> MemoryBudget:
     )
 
 
-def configure(con: duckdb.DuckDBPyConnection, budget: MemoryBudget | None = None) -> MemoryBudget:
-    """Hold a DuckDB database to the budget: its memory limit, its own spill folder, no progress bar."""
+def configure(con: duckdb.DuckDBPyConnection, budget: MemoryBudget | None = None, *, part: float = 1.0) -> MemoryBudget:
+    """Hold a DuckDB database to the budget (``part`` of DuckDB's share, when the step runs two
+    databases at once): its memory limit, its own spill folder, no progress bar."""
     budget = budget or current_budget()
     spill = budget.temp_dir / f"duckdb-{os.getpid()}"
     spill.mkdir(parents=True, exist_ok=True)
-    con.execute(f"SET memory_limit = '{budget.duckdb_limit}B'")
+    con.execute(f"SET memory_limit = '{max(int(budget.duckdb_limit * part), 32 * 10**6)}B'")
     con.execute("SET temp_directory = ?", [str(spill)])
     temp_limit = os.environ.get(TEMP_LIMIT_ENV, "").strip()
     if temp_limit:
@@ -194,10 +195,11 @@ def connect() -> duckdb.DuckDBPyConnection:
         return _shared[2].cursor()
 
 
-def new_database() -> duckdb.DuckDBPyConnection:
-    """A separate in-memory DuckDB database held to the budget (for code that sets its own options)."""
+def new_database(*, part: float = 1.0) -> duckdb.DuckDBPyConnection:
+    """A separate in-memory DuckDB database held to the budget (for code that sets its own options),
+    or to ``part`` of it when the step runs another database beside it."""
     con = duckdb.connect()
-    configure(con)
+    configure(con, part=part)
     return con
 
 

@@ -19,12 +19,21 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+from deltalake import DeltaTable
 
 from medallion_assets.engine.base.history import OPEN_END
 from medallion_assets.engine.clock import utc_now
 from medallion_assets.engine.curated.errors import CuratedError
 from medallion_assets.engine.curated.model import DimensionMeta
-from medallion_assets.engine.curated.sql import check_identifier, q, run_select
+from medallion_assets.engine.curated.sql import (
+    check_identifier,
+    column_types,
+    is_delta_table,
+    parse_select,
+    q,
+    sandbox,
+    select_into,
+)
 from medallion_assets.engine.curated.tables import (
     LOW_DATE,
     TS,
@@ -32,12 +41,13 @@ from medallion_assets.engine.curated.tables import (
     curated_path,
     default_for,
     finish,
-    read_delta,
     table_lock,
 )
 from medallion_assets.engine.memory import budgeted, new_database
 from medallion_assets.engine.outcome import LoadOutcome
-from medallion_assets.engine.storage.lake import LakeRoot, write_delta
+from medallion_assets.engine.storage.delta_copy import STREAM_ROWS, plain_schema, write_reader
+from medallion_assets.engine.storage.lake import LakeRoot, open_delta
+from medallion_assets.engine.storage.scan import register_delta
 
 SCD1_SYSTEM = ("lh_is_deleted", "lh_is_inferred", "lh_created_date", "lh_modified_date")
 SCD2_SYSTEM = (*SCD1_SYSTEM, "lh_valid_from", "lh_valid_to", "lh_is_current")
@@ -93,36 +103,31 @@ def unknown_member(
         raise CuratedError(f"unknown_member default does not fit its column type: {exc}") from exc
 
 
-def check_incoming(incoming: pa.Table, *, id_column: str, business_key: str, source: str) -> None:
-    """Column names, the business key present, not null and unique (else fail before any write)."""
-    for name in incoming.column_names:
+def check_incoming(con: duckdb.DuckDBPyConnection, *, id_column: str, business_key: str, source: str) -> None:
+    """The result ``inc``: column names, the business key present, not null and unique (else fail before any write)."""
+    names = list(column_types(con, "inc"))
+    for name in names:
         try:
             check_identifier(name)
         except CuratedError:
             raise CuratedError(f"{source}: result column {name!r} is not lower snake_case; give it an alias") from None
         if name == id_column or name.startswith("lh_"):
             raise CuratedError(f"{source}: result column {name!r} is reserved for the dimension; rename it")
-    if len(set(incoming.column_names)) != incoming.num_columns:
-        raise CuratedError(f"{source}: the SQL returns a column name twice: {incoming.column_names}")
-    if business_key not in incoming.column_names:
+    if len(set(names)) != len(names):
+        raise CuratedError(f"{source}: the SQL returns a column name twice: {names}")
+    if business_key not in names:
         raise CuratedError(f"{source}: the SQL must return the business key column {business_key!r}")
-    con = new_database()
-    try:
-        con.register("inc", incoming)
-        nulls = con.execute(f"SELECT count(*) FROM inc WHERE {q(business_key)} IS NULL").fetchall()[0][0]
-        if nulls:
-            raise CuratedError(f"{source}: {nulls} row(s) have a null business key {business_key}; the table was left untouched")
-        dup = con.execute(
-            f"SELECT {q(business_key)}, count(*) FROM inc GROUP BY 1 HAVING count(*) > 1 ORDER BY 2 DESC, 1 LIMIT 1"
-        ).fetchall()
-        dup = dup[0] if dup else None
-        if dup is not None:
-            raise CuratedError(
-                f"{source}: duplicate business key {business_key} = {dup[0]!r} ({dup[1]} rows); "
-                "the table was left untouched"
-            )
-    finally:
-        con.close()
+    nulls = con.execute(f"SELECT count(*) FROM inc WHERE {q(business_key)} IS NULL").fetchall()[0][0]
+    if nulls:
+        raise CuratedError(f"{source}: {nulls} row(s) have a null business key {business_key}; the table was left untouched")
+    dup = con.execute(
+        f"SELECT {q(business_key)}, count(*) FROM inc GROUP BY 1 HAVING count(*) > 1 ORDER BY 2 DESC, 1 LIMIT 1"
+    ).fetchall()
+    if dup:
+        raise CuratedError(
+            f"{source}: duplicate business key {business_key} = {dup[0][0]!r} ({dup[0][1]} rows); "
+            "the table was left untouched"
+        )
 
 
 @dataclass(frozen=True)
@@ -138,104 +143,145 @@ class Projection:
         return f"CAST(NULL AS {self.types[column]})"
 
 
+@dataclass(frozen=True)
+class MergePlan:
+    """The merged dimension as a query over the connection's ``inc`` and ``ex`` (read when it is
+    streamed out), and what the merge changes."""
+
+    query: str
+    params: dict[str, Any]
+    inserted: int
+    updated: int
+    deleted: int
+    unknown_restored: bool
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.inserted or self.updated or self.deleted or self.unknown_restored)
+
+    def rows(self, con: duckdb.DuckDBPyConnection, *, scd2: bool) -> pa.RecordBatchReader:
+        """The merged rows as a stream, with the dimension's column types."""
+        reader = con.sql(self.query, params=_bind(self.query, self.params)).to_arrow_reader(STREAM_ROWS)
+        return reader.cast(typed_schema(reader.schema, scd2=scd2))
+
+
 def _prepare(
     con: duckdb.DuckDBPyConnection,
-    existing: pa.Table | None,
-    incoming: pa.Table,
     *,
+    has_existing: bool,
     id_column: str,
     scd2: bool,
     now: datetime,
     overrides: Mapping[str, Any] | None,
-) -> tuple[list[str], Projection, int]:
-    """Register ``inc`` and ``ex`` (existing rows plus the unknown member); projections of ``ex``."""
-    con.register("inc", incoming)
-    unknown = unknown_member(incoming.schema, id_column=id_column, scd2=scd2, now=now, overrides=overrides)
+) -> tuple[list[str], Projection, int, bool]:
+    """The view ``ex``: the stored rows (``ex_raw``, when registered) plus the unknown member when
+    it is missing; the incoming columns, how a stored column is read, the highest id, and
+    whether the unknown member had to be added back."""
+    incoming_schema = con.sql("SELECT * FROM inc LIMIT 0").to_arrow_table().schema
+    unknown = unknown_member(incoming_schema, id_column=id_column, scd2=scd2, now=now, overrides=overrides)
     con.register("unk", unknown)
-    if existing is None:
-        con.execute("CREATE TEMP VIEW ex AS SELECT * FROM unk")
+    restored = True
+    if not has_existing:
+        con.execute("CREATE OR REPLACE TEMP VIEW ex AS SELECT * FROM unk")
     else:
         required = [id_column, *(SCD2_SYSTEM if scd2 else SCD1_SYSTEM)]
-        missing = [c for c in required if c not in existing.column_names]
+        missing = [c for c in required if c not in column_types(con, "ex_raw")]
         if missing:
             raise CuratedError(
                 f"the existing table lacks {', '.join(missing)} (was the write pattern changed?); set recreate: true"
             )
-        con.register("ex_raw", existing)
         has_unknown = con.execute(f"SELECT count(*) FROM ex_raw WHERE {q(id_column)} = {UNKNOWN_ID}").fetchall()[0][0]
         # The unknown member is never removed; should it have gone missing (hand edits), it comes back.
-        tail = "" if has_unknown else " UNION ALL BY NAME SELECT * FROM unk"
-        con.execute(f"CREATE TEMP VIEW ex AS SELECT * FROM ex_raw{tail}")
-    columns = list(incoming.column_names)
-    types = {row[0]: row[1] for row in con.execute("DESCRIBE SELECT * FROM inc").fetchall()}
-    existing_columns = {row[0] for row in con.execute("DESCRIBE SELECT * FROM ex").fetchall()}
-    proj = Projection(types, existing_columns)
+        restored = not has_unknown
+        tail = " UNION ALL BY NAME SELECT * FROM unk" if restored else ""
+        con.execute(f"CREATE OR REPLACE TEMP VIEW ex AS SELECT * FROM ex_raw{tail}")
+    columns = list(incoming_schema.names)
+    proj = Projection(column_types(con, "inc"), set(column_types(con, "ex")))
     max_id = con.execute(f"SELECT coalesce(max({q(id_column)}), 0) FROM ex").fetchall()[0][0]
-    return columns, proj, max(int(max_id), 0)
+    return columns, proj, max(int(max_id), 0), restored
 
 
-def merge_scd1(
-    existing: pa.Table | None,
-    incoming: pa.Table,
+def _merged(
+    plan_step: Callable[..., MergePlan], existing: pa.Table | None, incoming: pa.Table, *, scd2: bool, **options: Any
+) -> MergeOutcome:
+    """Arrow in, Arrow out: run a merge plan over in-memory tables (small dimensions, tests)."""
+    con = new_database()
+    try:
+        con.register("inc", incoming)
+        if existing is not None:
+            con.register("ex_raw", existing)
+        plan = plan_step(con, has_existing=existing is not None, **options)
+        ordered = f"SELECT * FROM ({plan.query}) ORDER BY 1"
+        table = con.sql(ordered, params=_bind(ordered, plan.params)).to_arrow_table()
+    finally:
+        con.close()
+    return MergeOutcome(table.cast(typed_schema(table.schema, scd2=scd2)), plan.inserted, plan.updated, plan.deleted)
+
+
+def merge_scd1(existing: pa.Table | None, incoming: pa.Table, **options: Any) -> MergeOutcome:
+    """:func:`plan_scd1` over Arrow tables: the merged dimension as a table."""
+    return _merged(plan_scd1, existing, incoming, scd2=False, **options)
+
+
+def merge_scd2(existing: pa.Table | None, incoming: pa.Table, **options: Any) -> MergeOutcome:
+    """:func:`plan_scd2` over Arrow tables: the merged dimension as a table."""
+    return _merged(plan_scd2, existing, incoming, scd2=True, **options)
+
+
+def plan_scd1(
+    con: duckdb.DuckDBPyConnection,
     *,
+    has_existing: bool,
     id_column: str,
     business_key: str,
     full_load: bool,
     now: datetime,
     unknown_overrides: Mapping[str, Any] | None = None,
-) -> MergeOutcome:
+) -> MergePlan:
     """Overwrite changed attributes in place; new keys get new ids; vanished keys soft-deleted on full loads."""
-    con = new_database()
-    try:
-        columns, proj, max_id = _prepare(
-            con, existing, incoming, id_column=id_column, scd2=False, now=now, overrides=unknown_overrides
-        )
-        bk, idc = q(business_key), q(id_column)
-        attrs = [c for c in columns if c != business_key]
-        diff = " OR ".join(f"i.{q(c)} IS DISTINCT FROM {proj(c)}" for c in attrs) or "false"
-        _execute(con,
-            f"""CREATE TEMP TABLE j AS
-            SELECT i.*, e.{idc} AS __id, e.lh_created_date AS __created, e.lh_modified_date AS __modified,
-                   CASE WHEN e.{idc} IS NULL THEN 'new'
-                        WHEN e.lh_is_deleted OR e.lh_is_inferred OR ({diff}) THEN 'change'
-                        ELSE 'same' END AS __action
-            FROM inc i LEFT JOIN ex e ON e.{idc} <> {UNKNOWN_ID} AND i.{bk} = {proj(business_key)}"""
-        )
-        cols = ", ".join(q(c) for c in columns)
-        ex_cols = ", ".join(f"{proj(c)} AS {q(c)}" for c in columns)
-        gone = f"($full AND e.{idc} <> {UNKNOWN_ID} AND NOT e.lh_is_deleted AND NOT e.lh_is_inferred)"
-        params = {"now": now, "full": full_load, "max_id": max_id}
-        result = _arrow(con,
-            f"""
-            SELECT CASE WHEN __action = 'new'
-                        THEN CAST($max_id AS BIGINT) + row_number() OVER (PARTITION BY __action = 'new' ORDER BY {bk})
-                        ELSE __id END AS {idc},
-                   {cols}, false AS lh_is_deleted, false AS lh_is_inferred,
-                   coalesce(__created, $now) AS lh_created_date,
-                   CASE WHEN __action = 'same' THEN __modified ELSE $now END AS lh_modified_date
-            FROM j
-            UNION ALL
-            SELECT e.{idc}, {ex_cols}, e.lh_is_deleted OR {gone}, e.lh_is_inferred, e.lh_created_date,
-                   CASE WHEN {gone} THEN $now ELSE e.lh_modified_date END
-            FROM ex e WHERE NOT EXISTS (SELECT 1 FROM j WHERE j.__id = e.{idc})
-            ORDER BY 1""",
-            params,
-        )
-        counts = _execute(con,
-            f"""SELECT count_if(__action = 'new'), count_if(__action = 'change'),
-                       (SELECT count(*) FROM ex e WHERE {gone} AND NOT EXISTS (SELECT 1 FROM j WHERE j.__id = e.{idc}))
-                FROM j""",
-            {"full": full_load},
-        ).fetchall()[0]
-    finally:
-        con.close()
-    return MergeOutcome(_typed(result, scd2=False), int(counts[0] or 0), int(counts[1] or 0), int(counts[2] or 0))
+    columns, proj, max_id, restored = _prepare(
+        con, has_existing=has_existing, id_column=id_column, scd2=False, now=now, overrides=unknown_overrides
+    )
+    bk, idc = q(business_key), q(id_column)
+    attrs = [c for c in columns if c != business_key]
+    diff = " OR ".join(f"i.{q(c)} IS DISTINCT FROM {proj(c)}" for c in attrs) or "false"
+    _execute(con,
+        f"""CREATE OR REPLACE TEMP TABLE j AS
+        SELECT i.*, e.{idc} AS __id, e.lh_created_date AS __created, e.lh_modified_date AS __modified,
+               CASE WHEN e.{idc} IS NULL THEN 'new'
+                    WHEN e.lh_is_deleted OR e.lh_is_inferred OR ({diff}) THEN 'change'
+                    ELSE 'same' END AS __action
+        FROM inc i LEFT JOIN ex e ON e.{idc} <> {UNKNOWN_ID} AND i.{bk} = {proj(business_key)}"""
+    )
+    cols = ", ".join(q(c) for c in columns)
+    ex_cols = ", ".join(f"{proj(c)} AS {q(c)}" for c in columns)
+    gone = f"($full AND e.{idc} <> {UNKNOWN_ID} AND NOT e.lh_is_deleted AND NOT e.lh_is_inferred)"
+    query = f"""
+        SELECT CAST(__id AS BIGINT) AS {idc}, {cols}, false AS lh_is_deleted, false AS lh_is_inferred,
+               __created AS lh_created_date,
+               CASE WHEN __action = 'same' THEN __modified ELSE $now END AS lh_modified_date
+        FROM j WHERE __action <> 'new'
+        UNION ALL
+        SELECT CAST($max_id AS BIGINT) + row_number() OVER (ORDER BY {bk}), {cols}, false, false, $now, $now
+        FROM j WHERE __action = 'new'
+        UNION ALL
+        SELECT e.{idc}, {ex_cols}, e.lh_is_deleted OR {gone}, e.lh_is_inferred, e.lh_created_date,
+               CASE WHEN {gone} THEN $now ELSE e.lh_modified_date END
+        FROM ex e WHERE NOT EXISTS (SELECT 1 FROM j WHERE j.__id = e.{idc})"""
+    counts = _execute(con,
+        f"""SELECT count_if(__action = 'new'), count_if(__action = 'change'),
+                   (SELECT count(*) FROM ex e WHERE {gone} AND NOT EXISTS (SELECT 1 FROM j WHERE j.__id = e.{idc}))
+            FROM j""",
+        {"full": full_load},
+    ).fetchall()[0]
+    params = {"now": now, "full": full_load, "max_id": max_id}
+    return MergePlan(query, params, int(counts[0] or 0), int(counts[1] or 0), int(counts[2] or 0), restored)
 
 
-def merge_scd2(
-    existing: pa.Table | None,
-    incoming: pa.Table,
+def plan_scd2(
+    con: duckdb.DuckDBPyConnection,
     *,
+    has_existing: bool,
     id_column: str,
     business_key: str,
     full_load: bool,
@@ -243,7 +289,7 @@ def merge_scd2(
     valid_from_column: str | None = None,
     first_valid_from: datetime | None = LOW_DATE,
     unknown_overrides: Mapping[str, Any] | None = None,
-) -> MergeOutcome:
+) -> MergePlan:
     """Close the current version of changed keys and open a new one with its own id.
 
     A new version starts at ``valid_from_column`` (or ``now``), never before the version it
@@ -251,25 +297,20 @@ def merge_scd2(
     ``first_valid_from`` when set. An inferred member is filled in place (same id, same validity).
     A full load closes vanished keys and opens a deleted version valid from ``now``.
     """
-    if valid_from_column is not None and valid_from_column not in incoming.column_names:
+    if valid_from_column is not None and valid_from_column not in column_types(con, "inc"):
         raise CuratedError(f"valid_from_column {valid_from_column!r} is not a column of the SQL result")
-    con = new_database()
-    try:
-        columns, proj, max_id = _prepare(
-            con, existing, incoming, id_column=id_column, scd2=True, now=now, overrides=unknown_overrides
-        )
-        params = {"now": now, "full": full_load, "max_id": max_id, "first": first_valid_from, "high": OPEN_END}
-        keys = _Scd2Columns(columns=columns, proj=proj, id_column=id_column, business_key=business_key)
-        _execute(con, _classify_incoming_sql(keys, valid_from_column), params)
-        _execute(con, _vanished_keys_sql(keys), params)
-        _execute(con, _closing_versions_sql(keys), params)
-        result = _arrow(con, _scd2_versions_sql(keys), params)
-        counts = con.execute(
-            "SELECT count_if(__action = 'new'), count_if(__action IN ('change', 'fill')), (SELECT count(*) FROM gone) FROM j"
-        ).fetchall()[0]
-    finally:
-        con.close()
-    return MergeOutcome(_typed(result, scd2=True), int(counts[0] or 0), int(counts[1] or 0), int(counts[2] or 0))
+    columns, proj, max_id, restored = _prepare(
+        con, has_existing=has_existing, id_column=id_column, scd2=True, now=now, overrides=unknown_overrides
+    )
+    params = {"now": now, "full": full_load, "max_id": max_id, "first": first_valid_from, "high": OPEN_END}
+    keys = _Scd2Columns(columns=columns, proj=proj, id_column=id_column, business_key=business_key)
+    _execute(con, _classify_incoming_sql(keys, valid_from_column), params)
+    _execute(con, _vanished_keys_sql(keys), params)
+    _execute(con, _closing_versions_sql(keys), params)
+    counts = con.execute(
+        "SELECT count_if(__action = 'new'), count_if(__action IN ('change', 'fill')), (SELECT count(*) FROM gone) FROM j"
+    ).fetchall()[0]
+    return MergePlan(_scd2_versions_sql(keys), params, int(counts[0] or 0), int(counts[1] or 0), int(counts[2] or 0), restored)
 
 
 @dataclass(frozen=True)
@@ -291,7 +332,7 @@ def _classify_incoming_sql(keys: _Scd2Columns, valid_from_column: str | None) ->
     attrs = [c for c in keys.columns if c not in (keys.business_key, valid_from_column)]
     diff = " OR ".join(f"i.{q(c)} IS DISTINCT FROM {keys.proj(c)}" for c in attrs) or "false"
     candidate = f"coalesce(CAST(i.{q(valid_from_column)} AS TIMESTAMP), $now)" if valid_from_column else "$now"
-    return f"""CREATE TEMP TABLE j AS
+    return f"""CREATE OR REPLACE TEMP TABLE j AS
         SELECT i.*, e.{idc} AS __oid, e.lh_valid_from AS __ovf, e.lh_created_date AS __ocreated,
                CASE WHEN e.{idc} IS NULL THEN 'new'
                     WHEN e.lh_is_inferred THEN 'fill'
@@ -304,14 +345,14 @@ def _classify_incoming_sql(keys: _Scd2Columns, valid_from_column: str | None) ->
 def _vanished_keys_sql(keys: _Scd2Columns) -> str:
     """On a full load, the current, live, non-inferred versions whose key the SQL no longer returns."""
     bk, idc = q(keys.business_key), q(keys.id_column)
-    return f"""CREATE TEMP TABLE gone AS SELECT e.* FROM ex e
+    return f"""CREATE OR REPLACE TEMP TABLE gone AS SELECT e.* FROM ex e
         WHERE $full AND e.{idc} <> {UNKNOWN_ID} AND e.lh_is_current AND NOT e.lh_is_deleted AND NOT e.lh_is_inferred
           AND NOT EXISTS (SELECT 1 FROM inc i WHERE i.{bk} = {keys.proj(keys.business_key)})"""
 
 
 def _closing_versions_sql(keys: _Scd2Columns) -> str:
     """The versions to close and where their successor starts (never before the closed one)."""
-    return f"""CREATE TEMP TABLE closes AS
+    return f"""CREATE OR REPLACE TEMP TABLE closes AS
         SELECT __oid AS id, greatest(__cvf, __ovf + INTERVAL 1 MICROSECOND) AS new_vf FROM j WHERE __action = 'change'
         UNION ALL
         SELECT {q(keys.id_column)}, greatest($now, lh_valid_from + INTERVAL 1 MICROSECOND) FROM gone"""
@@ -345,16 +386,11 @@ def _scd2_versions_sql(keys: _Scd2Columns) -> str:
             FROM j WHERE __action IN ('new', 'change')
             UNION ALL
             SELECT {gone_cols}, true, greatest($now, g.lh_valid_from + INTERVAL 1 MICROSECOND) FROM gone g
-        ) n
-        ORDER BY 1"""
+        ) n"""
 
 
 def _execute(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any] | None = None) -> Any:
     return con.execute(sql, _bind(sql, params or {}))
-
-
-def _arrow(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any]) -> pa.Table:
-    return con.sql(sql, params=_bind(sql, params)).to_arrow_table()
 
 
 def _bind(sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -362,62 +398,64 @@ def _bind(sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}
 
 
-def _typed(table: pa.Table, *, scd2: bool) -> pa.Table:
-    """Fix the system columns' Arrow types (naive microsecond timestamps, int64 id)."""
-    fields = []
+def typed_schema(schema: pa.Schema, *, scd2: bool) -> pa.Schema:
+    """The dimension's types: an int64 id first, the system columns as :func:`system_schema` has them."""
     system = {f.name: f for f in system_schema(scd2)}
-    for index, fld in enumerate(table.schema):
-        if index == 0:
-            fields.append(pa.field(fld.name, pa.int64()))
-        else:
-            fields.append(system.get(fld.name, fld))
-    return table.cast(pa.schema(fields))
+    fields = [pa.field(f.name, pa.int64()) if i == 0 else system.get(f.name, f) for i, f in enumerate(schema)]
+    return pa.schema(fields)
 
 
 @budgeted(lambda meta, *args, **kwargs: f"table {meta.table!r}")
 def load_dimension(meta: DimensionMeta, data_dir: LakeRoot, *, now: datetime | None = None) -> LoadOutcome:
-    """Run the dimension's SQL and merge it into ``<data_dir>/curated/dim_<name>`` (one commit)."""
+    """Run the dimension's SQL and merge it into ``<data_dir>/curated/dim_<name>`` (one commit).
+
+    The SQL's result stays in DuckDB (spilling past its limit), the stored table is read as a lazy
+    scan, and the merged rows stream into the new Delta version: no step holds the dimension."""
     now = now or utc_now()
     path = curated_path(data_dir, meta.table)
     source = str(meta.sql_path)
-    with table_lock(data_dir, meta.table):
-        incoming = run_select(meta.sql, data_dir, source=source)
-        check_incoming(incoming, id_column=meta.id_column, business_key=meta.business_key, source=source)
-        existing = None if meta.spec.recreate else read_delta(path)
-        kwargs = dict(
-            id_column=meta.id_column,
-            business_key=meta.business_key,
-            full_load=meta.spec.full_load,
-            now=now,
-            unknown_overrides=meta.spec.unknown_member,
-        )
+    refs = parse_select(meta.sql, source=source)
+    with table_lock(data_dir, meta.table), sandbox(data_dir, refs, source=source, also_reads=[path]) as con:
+        select_into(con, meta.sql, "inc", source=source)
+        check_incoming(con, id_column=meta.id_column, business_key=meta.business_key, source=source)
+        existing = None if meta.spec.recreate or not is_delta_table(path) else open_delta(path)
+        if existing is not None:
+            register_delta(con, "ex_raw", existing)
         try:
-            if meta.is_scd2:
-                outcome = merge_scd2(
-                    existing,
-                    incoming,
-                    valid_from_column=meta.spec.valid_from_column,
-                    first_valid_from=meta.spec.first_valid_from,
-                    **kwargs,
-                )
-            else:
-                outcome = merge_scd1(existing, incoming, **kwargs)
+            plan = _plan(meta, con, has_existing=existing is not None, now=now)
         except CuratedError as exc:
             raise CuratedError(f"{source}: {meta.table}: {exc}") from None
-        unchanged = (
-            existing is not None
-            and not outcome.changed
-            and existing.schema.equals(outcome.table.schema)
-            and existing.num_rows == outcome.table.num_rows
-        )
+        rows = plan.rows(con, scd2=meta.is_scd2)
+        unchanged = existing is not None and not plan.changed and _same_schema(existing, rows.schema)
         if not unchanged:
-            write_delta(path, outcome.table, mode="overwrite", schema_mode="overwrite")
+            write_reader(rows, path, mode="overwrite", schema_mode="overwrite")
     return finish(
         meta.table,
         path,
         write_pattern=meta.spec.write_pattern,
-        inserted=outcome.inserted,
-        updated=outcome.updated,
-        soft_deleted=outcome.deleted,
+        inserted=plan.inserted,
+        updated=plan.updated,
+        soft_deleted=plan.deleted,
         written=[] if unchanged else [meta.table],
     )
+
+
+def _plan(meta: DimensionMeta, con: duckdb.DuckDBPyConnection, *, has_existing: bool, now: datetime) -> MergePlan:
+    options: dict[str, Any] = dict(
+        has_existing=has_existing,
+        id_column=meta.id_column,
+        business_key=meta.business_key,
+        full_load=meta.spec.full_load,
+        now=now,
+        unknown_overrides=meta.spec.unknown_member,
+    )
+    if meta.is_scd2:
+        return plan_scd2(con, valid_from_column=meta.spec.valid_from_column, first_valid_from=meta.spec.first_valid_from, **options)
+    return plan_scd1(con, **options)
+
+
+def _same_schema(table: DeltaTable, schema: pa.Schema) -> bool:
+    """The stored table has these columns with these types (an unchanged merge then writes nothing)."""
+    stored = pa.schema(table.schema().to_arrow())
+    plain = [(f.name, f.type) for f in plain_schema(schema)]
+    return [(f.name, f.type) for f in plain_schema(stored)] == plain

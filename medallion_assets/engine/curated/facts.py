@@ -4,7 +4,9 @@ with one of five patterns (overwrite, append, merge, incremental, replace).
 A result column ``<dimension>[_<role>]_key`` becomes ``<dimension>[_<role>]_id`` (the calendar
 keeps its smart key ``calendar[_<role>]_key``, checked against ``dim_calendar``); SCD2 dimensions
 are matched on the version valid at the end of the fact's day; anything unmatched maps to -1.
-All of it is one set-based DuckDB statement per batch, no per-row Python.
+All of it is set-based DuckDB SQL in the load's own database: the SQL's result and the mapped
+batch are temporary tables that spill past the memory limit, dimensions are lazy Delta scans,
+and the rows stream into the Delta writer; no per-row Python and no table held in Arrow.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+from deltalake import DeltaTable
 
 from medallion_assets.engine.base.history import OPEN_END
 from medallion_assets.engine.clock import utc_now
@@ -24,7 +27,15 @@ from medallion_assets.engine.curated.calendar import date_to_key
 from medallion_assets.engine.curated.errors import CuratedError
 from medallion_assets.engine.curated.keys import KeyMapping, resolve_key_columns
 from medallion_assets.engine.curated.model import CalendarMeta, DimensionMeta, FactMeta
-from medallion_assets.engine.curated.sql import check_identifier, is_delta_table, q, run_select
+from medallion_assets.engine.curated.sql import (
+    check_identifier,
+    column_types,
+    is_delta_table,
+    parse_select,
+    q,
+    sandbox,
+    select_into,
+)
 from medallion_assets.engine.curated.tables import (
     LOW_DATE,
     UNKNOWN_ID,
@@ -32,18 +43,25 @@ from medallion_assets.engine.curated.tables import (
     finish,
     table_lock,
 )
-from medallion_assets.engine.memory import budgeted, new_database
+from medallion_assets.engine.memory import budgeted
 from medallion_assets.engine.outcome import LoadOutcome
 from medallion_assets.engine.sqltext import literal
-from medallion_assets.engine.storage.delta_copy import merge_rows
+from medallion_assets.engine.storage.delta_copy import STREAM_ROWS, merge_rows, write_reader
 from medallion_assets.engine.storage.lake import LakeRoot, open_delta, write_delta
+from medallion_assets.engine.storage.scan import register_delta
+
+_INTEGER_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"})
 
 
-def _day_end(column: str, arrow_type: pa.DataType) -> str:
+def _is_integer(duck_type: str) -> bool:
+    return duck_type in _INTEGER_TYPES
+
+
+def _day_end(column: str, duck_type: str) -> str:
     """SQL for the last microsecond of the fact's day, NULL when the value is not a valid date."""
-    if pa.types.is_integer(arrow_type):
+    if _is_integer(duck_type):
         start = f"try_strptime(CAST(b.{q(column)} AS VARCHAR), '%Y%m%d')"
-    elif pa.types.is_date(arrow_type) or pa.types.is_timestamp(arrow_type):
+    elif duck_type == "DATE" or duck_type.startswith("TIMESTAMP"):
         start = f"CAST(CAST(b.{q(column)} AS DATE) AS TIMESTAMP)"
     else:
         raise CuratedError(f"column {column!r} must be a yyyymmdd integer or a date to pick SCD2 versions")
@@ -51,165 +69,151 @@ def _day_end(column: str, arrow_type: pa.DataType) -> str:
 
 
 def map_keys(
-    batch: pa.Table,
+    con: duckdb.DuckDBPyConnection,
     mappings: list[KeyMapping],
-    dimension_data: Mapping[str, Any],
+    dimension_data: Mapping[str, DeltaTable],
     dimension_meta: Mapping[str, DimensionMeta | CalendarMeta],
     *,
     scd2_date_column: str = "calendar_key",
-) -> tuple[pa.Table, dict[str, int]]:
-    """Replace each key column by its surrogate id (in place); count rows mapped to -1 per column.
+) -> dict[str, int]:
+    """The temporary table ``mapped``: ``batch`` with each key column replaced by its surrogate id;
+    the count of rows mapped to -1 per column.
 
-    ``dimension_data`` maps a dimension name to its Arrow table or dataset.
+    ``dimension_data`` maps a dimension name to its Delta table (read lazily).
     """
-    con = new_database()
+    types = column_types(con, "batch")
+    joins: list[str] = []
+    select: list[str] = []
+    by_column = {m.column: (i, m) for i, m in enumerate(mappings)}
+    date_end = _day_end(scd2_date_column, types[scd2_date_column]) if scd2_date_column in types else None
+    for name in {m.dimension for m in mappings}:
+        register_delta(con, f"d_{name}", dimension_data[name])
+    for column, duck_type in types.items():
+        if column not in by_column:
+            select.append(f"b.{q(column)}")
+            continue
+        index, mapping = by_column[column]
+        alias = f"j{index}"
+        meta = dimension_meta[mapping.dimension]
+        if isinstance(meta, CalendarMeta):
+            if not _is_integer(duck_type):
+                raise CuratedError(f"calendar key column {column!r} must be a yyyymmdd integer")
+            joins.append(
+                f"LEFT JOIN (SELECT calendar_key AS __bk FROM d_{mapping.dimension} WHERE calendar_key <> {UNKNOWN_ID}) {alias} "
+                f"ON b.{q(column)} = {alias}.__bk"
+            )
+            select.append(f"CAST(coalesce({alias}.__bk, {UNKNOWN_ID}) AS INTEGER) AS {q(mapping.target)}")
+            continue
+        joins.append(_dimension_join(meta, mapping, alias, date_end))
+        select.append(f"CAST(coalesce({alias}.__id, {UNKNOWN_ID}) AS BIGINT) AS {q(mapping.target)}")
     try:
-        con.register("b", batch)
-        joins: list[str] = []
-        select: list[str] = []
-        by_column = {m.column: (i, m) for i, m in enumerate(mappings)}
-        date_end: str | None = None
-        if scd2_date_column in batch.column_names:
-            date_end = _day_end(scd2_date_column, batch.schema.field(scd2_date_column).type)
-        for name in {m.dimension for m in mappings}:
-            con.register(f"d_{name}", dimension_data[name])
-        for column in batch.column_names:
-            if column not in by_column:
-                select.append(f"b.{q(column)}")
-                continue
-            index, mapping = by_column[column]
-            alias = f"j{index}"
-            meta = dimension_meta[mapping.dimension]
-            if isinstance(meta, CalendarMeta):
-                if not pa.types.is_integer(batch.schema.field(column).type):
-                    raise CuratedError(f"calendar key column {column!r} must be a yyyymmdd integer")
-                joins.append(
-                    f"LEFT JOIN (SELECT calendar_key AS __bk FROM d_{mapping.dimension} WHERE calendar_key <> {UNKNOWN_ID}) {alias} "
-                    f"ON b.{q(column)} = {alias}.__bk"
-                )
-                select.append(f"CAST(coalesce({alias}.__bk, {UNKNOWN_ID}) AS INTEGER) AS {q(mapping.target)}")
-                continue
-            bk, idc = q(meta.business_key), q(meta.id_column)
-            if meta.is_scd2:
-                version = (
-                    f"CASE WHEN {date_end} IS NULL THEN {alias}.__cur ELSE {date_end} BETWEEN {alias}.__vf AND {alias}.__vt END"
-                    if date_end
-                    else f"{alias}.__cur"
-                )
-                joins.append(
-                    f"LEFT JOIN (SELECT {bk} AS __bk, {idc} AS __id, lh_valid_from AS __vf, lh_valid_to AS __vt, "
-                    f"lh_is_current AS __cur FROM d_{mapping.dimension} WHERE {idc} <> {UNKNOWN_ID}) {alias} "
-                    f"ON b.{q(column)} = {alias}.__bk AND ({version})"
-                )
-            else:
-                joins.append(
-                    f"LEFT JOIN (SELECT {bk} AS __bk, {idc} AS __id FROM d_{mapping.dimension} WHERE {idc} <> {UNKNOWN_ID}) {alias} "
-                    f"ON b.{q(column)} = {alias}.__bk"
-                )
-            select.append(f"CAST(coalesce({alias}.__id, {UNKNOWN_ID}) AS BIGINT) AS {q(mapping.target)}")
-        sql = f"SELECT {', '.join(select)} FROM b {' '.join(joins)}"
-        try:
-            mapped = con.sql(sql).to_arrow_table()
-        except duckdb.Error as exc:
-            raise CuratedError(f"mapping keys failed: {exc}") from exc
-        unmatched: dict[str, int] = {}
-        if mappings:
-            con.register("m", mapped)
-            counts = con.execute(
-                "SELECT " + ", ".join(f"count_if({q(m.target)} = {UNKNOWN_ID})" for m in mappings) + " FROM m"
-            ).fetchall()[0]
-            unmatched = {m.column: int(c or 0) for m, c in zip(mappings, counts, strict=True)}
-    finally:
-        con.close()
-    if mapped.num_rows != batch.num_rows:  # a broken dimension (duplicate keys) would double rows
-        raise CuratedError(f"mapping keys changed the row count from {batch.num_rows} to {mapped.num_rows}")
-    return mapped, unmatched
+        con.execute(f"CREATE OR REPLACE TEMP TABLE mapped AS SELECT {', '.join(select)} FROM batch b {' '.join(joins)}")
+    except duckdb.Error as exc:
+        raise CuratedError(f"mapping keys failed: {exc}") from exc
+    counts = ", ".join(f"count_if({q(m.target)} = {UNKNOWN_ID})" for m in mappings)
+    rows, *unmatched = con.execute(f"SELECT count(*), {counts} FROM mapped").fetchall()[0]
+    (before,) = con.execute("SELECT count(*) FROM batch").fetchall()[0]
+    if rows != before:  # a broken dimension (duplicate keys) would double rows
+        raise CuratedError(f"mapping keys changed the row count from {before} to {rows}")
+    return {m.column: int(c or 0) for m, c in zip(mappings, unmatched, strict=True)}
+
+
+def _dimension_join(meta: DimensionMeta, mapping: KeyMapping, alias: str, date_end: str | None) -> str:
+    """The join finding a key's id: the version valid at the end of the fact's day (SCD2, when
+    the fact has a date; else the current one), or the key's only row (SCD1)."""
+    bk, idc = q(meta.business_key), q(meta.id_column)
+    column = q(mapping.column)
+    if not meta.is_scd2:
+        return (
+            f"LEFT JOIN (SELECT {bk} AS __bk, {idc} AS __id FROM d_{mapping.dimension} WHERE {idc} <> {UNKNOWN_ID}) {alias} "
+            f"ON b.{column} = {alias}.__bk"
+        )
+    version = (
+        f"CASE WHEN {date_end} IS NULL THEN {alias}.__cur ELSE {date_end} BETWEEN {alias}.__vf AND {alias}.__vt END"
+        if date_end
+        else f"{alias}.__cur"
+    )
+    return (
+        f"LEFT JOIN (SELECT {bk} AS __bk, {idc} AS __id, lh_valid_from AS __vf, lh_valid_to AS __vt, "
+        f"lh_is_current AS __cur FROM d_{mapping.dimension} WHERE {idc} <> {UNKNOWN_ID}) {alias} "
+        f"ON b.{column} = {alias}.__bk AND ({version})"
+    )
 
 
 def add_inferred_members(
-    meta: DimensionMeta, data_dir: LakeRoot, keys: pa.Array | pa.ChunkedArray, *, now: datetime
+    meta: DimensionMeta, data_dir: LakeRoot, con: duckdb.DuckDBPyConnection, keys: str, *, now: datetime
 ) -> int:
-    """Append placeholder rows (``lh_is_inferred``) for business keys the dimension lacks.
+    """Append placeholder rows (``lh_is_inferred``) for the business keys of the query ``keys``
+    (one column ``k``, run on ``con``) the dimension lacks.
 
     They copy the unknown member's attributes, get ids above the maximum and, for SCD2, are
     valid from the beginning of time so every fact date finds them. The next dimension load
-    fills them in place, keeping the id.
+    fills them in place, keeping the id. Only the new members pass through Arrow.
     """
     path = curated_path(data_dir, meta.table)
     with table_lock(data_dir, meta.table):
-        dim = open_delta(path).to_pyarrow_table()
-        con = new_database()
+        dim = open_delta(path)
+        schema = pa.schema(dim.schema().to_arrow())
+        register_delta(con, "__dim", dim)
         try:
-            con.register("dim", dim)
-            con.register("k", pa.table({"k": keys}))
+            types = column_types(con, "__dim")
             bk, idc = q(meta.business_key), q(meta.id_column)
-            select = []
-            for fld in dim.schema:
-                name = fld.name
-                if name == meta.id_column:
-                    select.append(f"CAST($max_id AS BIGINT) + row_number() OVER (ORDER BY m.k) AS {idc}")
-                elif name == meta.business_key:
-                    select.append(f"CAST(m.k AS {_duck_type(con, name)}) AS {bk}")
-                elif name == "lh_is_inferred":
-                    select.append("true AS lh_is_inferred")
-                elif name == "lh_is_deleted":
-                    select.append("false AS lh_is_deleted")
-                elif name in ("lh_created_date", "lh_modified_date"):
-                    select.append(f"CAST($now AS TIMESTAMP) AS {name}")
-                elif name == "lh_valid_from":
-                    select.append("CAST($low AS TIMESTAMP) AS lh_valid_from")
-                elif name == "lh_valid_to":
-                    select.append("CAST($high AS TIMESTAMP) AS lh_valid_to")
-                elif name == "lh_is_current":
-                    select.append("true AS lh_is_current")
-                else:
-                    select.append(f"u.{q(name)}")
-            max_id = con.execute(f"SELECT coalesce(max({idc}), 0) FROM dim").fetchall()[0][0]
+            select = [_inferred_column(name, meta, types) for name in types]
+            max_id = con.execute(f"SELECT coalesce(max({idc}), 0) FROM __dim").fetchall()[0][0]
             sql = f"""
                 SELECT {', '.join(select)}
-                FROM (SELECT DISTINCT k FROM k WHERE k IS NOT NULL
-                      AND k NOT IN (SELECT {bk} FROM dim WHERE {idc} <> {UNKNOWN_ID} AND {bk} IS NOT NULL)) m
-                CROSS JOIN (SELECT * FROM dim WHERE {idc} = {UNKNOWN_ID} LIMIT 1) u
+                FROM (SELECT DISTINCT k FROM ({keys}) WHERE k IS NOT NULL
+                      AND k NOT IN (SELECT {bk} FROM __dim WHERE {idc} <> {UNKNOWN_ID} AND {bk} IS NOT NULL)) m
+                CROSS JOIN (SELECT * FROM __dim WHERE {idc} = {UNKNOWN_ID} LIMIT 1) u
                 ORDER BY 1"""
             params = {"max_id": max(int(max_id), 0), "now": now, "low": LOW_DATE, "high": OPEN_END}
             params = {k: v for k, v in params.items() if f"${k}" in sql}
-            rows = con.sql(sql, params=params).to_arrow_table().cast(dim.schema)
+            rows = con.sql(sql, params=params).to_arrow_table().cast(schema)
         finally:
-            con.close()
+            con.execute("DROP VIEW IF EXISTS __dim")
         if rows.num_rows:
             write_delta(path, rows, mode="append")
     return rows.num_rows
 
 
-def _duck_type(con: duckdb.DuckDBPyConnection, column: str) -> str:
-    types = {r[0]: r[1] for r in con.execute("DESCRIBE SELECT * FROM dim").fetchall()}
-    return types[column]
+def _inferred_column(name: str, meta: DimensionMeta, types: Mapping[str, str]) -> str:
+    """One column of an inferred member: a new id, the fact's key, system values, else the unknown member's."""
+    fixed = {
+        meta.id_column: f"CAST($max_id AS BIGINT) + row_number() OVER (ORDER BY m.k) AS {q(meta.id_column)}",
+        meta.business_key: f"CAST(m.k AS {types[meta.business_key]}) AS {q(meta.business_key)}",
+        "lh_is_inferred": "true AS lh_is_inferred",
+        "lh_is_deleted": "false AS lh_is_deleted",
+        "lh_created_date": "CAST($now AS TIMESTAMP) AS lh_created_date",
+        "lh_modified_date": "CAST($now AS TIMESTAMP) AS lh_modified_date",
+        "lh_valid_from": "CAST($low AS TIMESTAMP) AS lh_valid_from",
+        "lh_valid_to": "CAST($high AS TIMESTAMP) AS lh_valid_to",
+        "lh_is_current": "true AS lh_is_current",
+    }
+    return fixed.get(name, f"u.{q(name)}")
 
 
-def _partition_value(column_type: pa.DataType, partition_date: date) -> Any:
-    if pa.types.is_integer(column_type):
+def _partition_value(duck_type: str, partition_date: date) -> Any:
+    if _is_integer(duck_type):
         return date_to_key(partition_date)
-    if pa.types.is_date(column_type):
+    if duck_type == "DATE":
         return partition_date
     raise CuratedError("the incremental date_column must be a yyyymmdd integer or a DATE")
 
 
 def check_calendar_covers(
-    batch: pa.Table, mappings: list[KeyMapping], dimensions: Mapping[str, Any], *, source: str
+    con: duckdb.DuckDBPyConnection, mappings: list[KeyMapping], dimensions: Mapping[str, Any], *, source: str
 ) -> None:
-    """Fact dates outside ``dim_calendar`` would all map to the unknown day (-1): refuse the load,
-    naming the column, its range and the calendar's. Nulls (and -1) are unknown on purpose."""
+    """Fact dates of ``batch`` outside ``dim_calendar`` would all map to the unknown day (-1):
+    refuse the load, naming the column, its range and the calendar's. Nulls (and -1) are unknown on purpose."""
+    types = column_types(con, "batch")
     for mapping in mappings:
         calendar = dimensions.get(mapping.dimension)
-        if not isinstance(calendar, CalendarMeta) or mapping.column not in batch.column_names:
+        if not isinstance(calendar, CalendarMeta) or not _is_integer(types.get(mapping.column, "")):
+            continue  # map_keys names a type problem
+        column = q(mapping.column)
+        low, high = con.execute(f"SELECT min({column}), max({column}) FROM batch WHERE {column} <> {UNKNOWN_ID}").fetchall()[0]
+        if low is None:
             continue
-        values = batch.column(mapping.column)
-        if not pa.types.is_integer(values.type):
-            continue  # map_keys names the type problem
-        known = pc.filter(values, pc.and_(pc.is_valid(values), pc.not_equal(values, UNKNOWN_ID)))
-        if len(known) == 0:
-            continue
-        low, high = pc.min(known).as_py(), pc.max(known).as_py()
         first, last = date_to_key(calendar.spec.start), date_to_key(calendar.spec.end)
         if low < first or high > last:
             raise CuratedError(
@@ -239,48 +243,33 @@ def load_fact(
         "partition_date": partition_date,
         "partition_key": date_to_key(partition_date) if partition_date else None,
     }
-    batch = run_select(meta.sql, data_dir, source=source, variables=variables)
-    for name in batch.column_names:
-        try:
-            check_identifier(name)
-        except CuratedError:
-            raise CuratedError(f"{source}: result column {name!r} is not lower snake_case; give it an alias") from None
-        if name.startswith("lh_"):
-            raise CuratedError(f"{source}: result column {name!r} is reserved for system columns; rename it")
-
-    if spec.write_pattern == "incremental" and partition_date is not None:
-        if spec.date_column not in batch.column_names:
-            raise CuratedError(f"{source}: date_column {spec.date_column!r} is not a column of the SQL result")
-        value = _partition_value(batch.schema.field(spec.date_column).type, partition_date)
-        batch = batch.filter(pc.equal(batch.column(spec.date_column), value))
-
-    mappings, warnings = resolve_key_columns(
-        batch.column_names, meta.dimensions, degenerate=spec.degenerate_keys, source=source, strict=spec.map_keys
-    )
-    unmatched: dict[str, int] = {}
-    inferred: dict[str, int] = {}
-    if spec.map_keys and mappings:
-        check_calendar_covers(batch, mappings, meta.dimensions, source=source)
-        inferred = _infer_members(meta, mappings, batch, data_dir, now=now, source=source)
-        data = {}
-        for name in {m.dimension for m in mappings}:
-            dim_path = curated_path(data_dir, meta.dimensions[name].table)
-            if not is_delta_table(dim_path):
-                raise CuratedError(
-                    f"{source}: maps keys to {meta.dimensions[name].table}, which has not been loaded yet"
+    dimensions = [curated_path(data_dir, d.table) for d in meta.dimensions.values()]
+    refs = parse_select(meta.sql, source=source)
+    with sandbox(data_dir, refs, source=source, variables=variables, also_reads=dimensions) as con:
+        select_into(con, meta.sql, "batch", source=source)
+        columns = _checked_columns(con, meta, partition_date=partition_date, source=source)
+        mappings, warnings = resolve_key_columns(
+            columns, meta.dimensions, degenerate=spec.degenerate_keys, source=source, strict=spec.map_keys
+        )
+        unmatched: dict[str, int] = {}
+        inferred: dict[str, int] = {}
+        relation = "batch"
+        if spec.map_keys and mappings:
+            check_calendar_covers(con, mappings, meta.dimensions, source=source)
+            inferred = _infer_members(meta, mappings, con, data_dir, now=now, source=source)
+            try:
+                unmatched = map_keys(
+                    con, mappings, _dimension_scans(meta, mappings, data_dir, source=source), meta.dimensions,
+                    scd2_date_column=spec.scd2_date_column,
                 )
-            data[name] = open_delta(dim_path).to_pyarrow_dataset()
-        try:
-            batch, unmatched = map_keys(
-                batch, mappings, data, meta.dimensions, scd2_date_column=spec.scd2_date_column
+            except CuratedError as exc:
+                raise CuratedError(f"{source}: {exc}") from None
+            con.execute("DROP TABLE batch")
+            relation = "mapped"
+        with table_lock(data_dir, meta.table):
+            inserted, updated, deleted = _write(
+                meta, path, _Batch(con, relation, now), partition_date=partition_date, source=source
             )
-        except CuratedError as exc:
-            raise CuratedError(f"{source}: {exc}") from None
-    stamp = pa.repeat(pa.scalar(now, pa.timestamp("us")), batch.num_rows)
-    batch = batch.append_column(pa.field("lh_modified_date", pa.timestamp("us")), stamp)
-
-    with table_lock(data_dir, meta.table):
-        inserted, updated, deleted = _write(meta, path, batch, partition_date=partition_date, source=source)
     written = [meta.table, *(meta.dimensions[d].table for d, n in inferred.items() if n)]
     return finish(
         meta.table,
@@ -296,10 +285,41 @@ def load_fact(
     )
 
 
+def _checked_columns(con: duckdb.DuckDBPyConnection, meta: FactMeta, *, partition_date: date | None, source: str) -> list[str]:
+    """The result's column names, checked; an incremental fact's batch cut to the partition's day."""
+    types = column_types(con, "batch")
+    for name in types:
+        try:
+            check_identifier(name)
+        except CuratedError:
+            raise CuratedError(f"{source}: result column {name!r} is not lower snake_case; give it an alias") from None
+        if name.startswith("lh_"):
+            raise CuratedError(f"{source}: result column {name!r} is reserved for system columns; rename it")
+    spec = meta.spec
+    if spec.write_pattern == "incremental" and partition_date is not None:
+        if spec.date_column not in types:
+            raise CuratedError(f"{source}: date_column {spec.date_column!r} is not a column of the SQL result")
+        value = _partition_value(types[spec.date_column], partition_date)
+        con.execute(f"DELETE FROM batch WHERE {q(spec.date_column)} IS DISTINCT FROM ?", [value])
+    return list(types)
+
+
+def _dimension_scans(meta: FactMeta, mappings: list[KeyMapping], data_dir: LakeRoot, *, source: str) -> dict[str, DeltaTable]:
+    """Each mapped dimension's current Delta version."""
+    scans = {}
+    for name in {m.dimension for m in mappings}:
+        dim_path = curated_path(data_dir, meta.dimensions[name].table)
+        if not is_delta_table(dim_path):
+            raise CuratedError(f"{source}: maps keys to {meta.dimensions[name].table}, which has not been loaded yet")
+        scans[name] = open_delta(dim_path)
+    return scans
+
+
 def _infer_members(
-    meta: FactMeta, mappings: list[KeyMapping], batch: pa.Table, data_dir: LakeRoot, *, now: datetime, source: str
+    meta: FactMeta, mappings: list[KeyMapping], con: duckdb.DuckDBPyConnection, data_dir: LakeRoot, *, now: datetime, source: str
 ) -> dict[str, int]:
     created: dict[str, int] = {}
+    types = column_types(con, "batch")
     for name in sorted({m.dimension for m in mappings}):
         dim = meta.dimensions[name]
         if not isinstance(dim, DimensionMeta) or not dim.spec.early_arriving_facts:
@@ -307,69 +327,64 @@ def _infer_members(
         if not is_delta_table(curated_path(data_dir, dim.table)):
             raise CuratedError(f"{source}: maps keys to {dim.table}, which has not been loaded yet")
         columns = [m.column for m in mappings if m.dimension == name]
-        keys = pa.chunked_array(
-            [chunk for c in columns for chunk in batch.column(c).cast(batch.column(columns[0]).type).chunks],
-            type=batch.column(columns[0]).type,
-        )
+        key_type = types[columns[0]]
+        keys = " UNION ALL ".join(f"SELECT CAST({q(c)} AS {key_type}) AS k FROM batch" for c in columns)
         try:
-            created[name] = add_inferred_members(dim, data_dir, keys, now=now)
+            created[name] = add_inferred_members(dim, data_dir, con, keys, now=now)
         except (duckdb.Error, pa.ArrowInvalid) as exc:
             raise CuratedError(f"{source}: creating inferred members in {dim.table} failed: {exc}") from exc
     return created
 
 
-def _write(
-    meta: FactMeta, path: Path, batch: pa.Table, *, partition_date: date | None, source: str
-) -> tuple[int, int, int]:
-    """Commit ``batch`` with the write pattern; returns (inserted, updated, deleted)."""
+class _Batch:
+    """The fact's rows in a temporary table of the load's database, with their load time added as they stream out."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, relation: str, now: datetime) -> None:
+        self.con, self.relation, self.now = con, relation, now
+        self.types = column_types(con, relation)
+        (self.num_rows,) = con.execute(f"SELECT count(*) FROM {relation}").fetchall()[0]
+
+    def one(self, sql: str) -> tuple:
+        return self.con.execute(sql.replace("{rows}", self.relation)).fetchall()[0]
+
+    def stream(self) -> pa.RecordBatchReader:
+        query = f"SELECT *, CAST($now AS TIMESTAMP) AS lh_modified_date FROM {self.relation}"
+        return self.con.sql(query, params={"now": self.now}).to_arrow_reader(STREAM_ROWS)
+
+
+def _write(meta: FactMeta, path: Path, batch: _Batch, *, partition_date: date | None, source: str) -> tuple[int, int, int]:
+    """Commit the batch with the write pattern; returns (inserted, updated, deleted)."""
     spec = meta.spec
     pattern = spec.write_pattern
     exists = is_delta_table(path)
     for column in [*spec.primary_key] if pattern == "merge" else []:
-        if column not in batch.column_names:
+        if column not in batch.types:
             raise CuratedError(f"{source}: primary_key column {column!r} is not a column of the result")
     try:
         if pattern == "overwrite" or not exists:
             if pattern in ("incremental", "replace", "merge") and not exists:
                 _check_batch(meta, batch, source)
             old = open_delta(path).to_pyarrow_dataset().count_rows() if exists else 0
-            write_delta(path, batch, mode="overwrite", schema_mode="overwrite")
+            write_reader(batch.stream(), path, mode="overwrite", schema_mode="overwrite")
             return batch.num_rows, 0, old
         if pattern == "append":
-            write_delta(path, batch, mode="append")
+            write_delta(path, batch.stream(), mode="append")
             return batch.num_rows, 0, 0
         _check_batch(meta, batch, source)
-        dt = open_delta(path)
+        if batch.num_rows == 0 and (pattern != "incremental" or partition_date is None):
+            return 0, 0, 0  # an incremental partition's day with no rows left is emptied
         if pattern == "merge":
-            if batch.num_rows == 0:
-                return 0, 0, 0
             predicate = " AND ".join(f"t.{q(c)} = s.{q(c)}" for c in spec.primary_key)
             metrics = (
-                merge_rows(dt, batch, predicate=predicate)
+                merge_rows(open_delta(path), batch.stream(), predicate=predicate)
                 .when_matched_update_all()
                 .when_not_matched_insert_all()
                 .execute()
             )
             return int(metrics.get("num_target_rows_inserted", 0)), int(metrics.get("num_target_rows_updated", 0)), 0
-        if pattern == "incremental":
-            column = spec.date_column
-            if partition_date is not None:
-                values = [_partition_value(batch.schema.field(column).type, partition_date)]
-            else:
-                values = sorted(v for v in pc.unique(batch.column(column)).to_pylist() if v is not None)
-            if not values:
-                return 0, 0, 0
-            predicate = f"{q(column)} IN ({', '.join(literal(v) for v in values)})"
-            old = dt.to_pyarrow_dataset().count_rows(filter=pc.field(column).isin(values))
-        else:  # replace
-            column = spec.range_column or ""
-            if batch.num_rows == 0:
-                return 0, 0, 0
-            low, high = pc.min_max(batch.column(column)).values()
-            predicate = f"{q(column)} >= {literal(low.as_py())} AND {q(column)} <= {literal(high.as_py())}"
-            field = pc.field(column)
-            old = dt.to_pyarrow_dataset().count_rows(filter=(field >= low.as_py()) & (field <= high.as_py()))
-        write_delta(path, batch, mode="overwrite", predicate=predicate)
+        predicate, replaced = _replaced_rows(meta, batch, partition_date=partition_date)
+        old = open_delta(path).to_pyarrow_dataset().count_rows(filter=replaced)
+        write_delta(path, batch.stream(), mode="overwrite", predicate=predicate)
         return batch.num_rows, 0, old
     except CuratedError:
         raise
@@ -377,7 +392,26 @@ def _write(
         raise CuratedError(f"{source}: writing {meta.table} ({pattern}) failed: {exc}") from exc
 
 
-def _check_batch(meta: FactMeta, batch: pa.Table, source: str) -> None:
+def _replaced_rows(meta: FactMeta, batch: _Batch, *, partition_date: date | None) -> tuple[str, pc.Expression]:
+    """The stored rows the batch replaces, its days (incremental) or its range (replace): as the
+    Delta predicate of the write and as a dataset filter to count them."""
+    spec = meta.spec
+    if spec.write_pattern == "incremental":
+        column = spec.date_column
+        if partition_date is not None:
+            values = [_partition_value(batch.types[column], partition_date)]
+        else:
+            values = [row[0] for row in batch.con.execute(
+                f"SELECT DISTINCT {q(column)} FROM {batch.relation} WHERE {q(column)} IS NOT NULL ORDER BY 1"
+            ).fetchall()]
+        return f"{q(column)} IN ({', '.join(literal(v) for v in values)})", pc.field(column).isin(values)
+    column = spec.range_column or ""
+    low, high = batch.one(f"SELECT min({q(column)}), max({q(column)}) FROM {{rows}}")
+    predicate = f"{q(column)} >= {literal(low)} AND {q(column)} <= {literal(high)}"
+    return predicate, (pc.field(column) >= low) & (pc.field(column) <= high)
+
+
+def _check_batch(meta: FactMeta, batch: _Batch, source: str) -> None:
     spec = meta.spec
     needed = {
         "merge": list(spec.primary_key),
@@ -385,19 +419,13 @@ def _check_batch(meta: FactMeta, batch: pa.Table, source: str) -> None:
         "replace": [spec.range_column or ""],
     }.get(spec.write_pattern, [])
     for column in needed:
-        if column not in batch.column_names:
+        if column not in batch.types:
             raise CuratedError(f"{source}: {spec.write_pattern} needs column {column!r}, which the result lacks")
-        if batch.column(column).null_count:
+        if batch.one(f"SELECT count(*) FROM {{rows}} WHERE {q(column)} IS NULL")[0]:
             raise CuratedError(f"{source}: column {column!r} has nulls; {spec.write_pattern} needs it filled")
     if spec.write_pattern == "merge" and batch.num_rows:
-        con = new_database()
-        try:
-            con.register("b", batch)
-            keys = ", ".join(q(c) for c in spec.primary_key)
-            dup = con.execute(f"SELECT {keys}, count(*) FROM b GROUP BY ALL HAVING count(*) > 1 LIMIT 1").fetchall()
-            dup = dup[0] if dup else None
-        finally:
-            con.close()
-        if dup is not None:
-            shown = ", ".join(f"{c} = {v!r}" for c, v in zip(spec.primary_key, dup, strict=False))
-            raise CuratedError(f"{source}: primary key {shown} occurs {dup[-1]} times in the batch; merge needs it unique")
+        keys = ", ".join(q(c) for c in spec.primary_key)
+        dup = batch.con.execute(f"SELECT {keys}, count(*) FROM {batch.relation} GROUP BY ALL HAVING count(*) > 1 LIMIT 1").fetchall()
+        if dup:
+            shown = ", ".join(f"{c} = {v!r}" for c, v in zip(spec.primary_key, dup[0], strict=False))
+            raise CuratedError(f"{source}: primary key {shown} occurs {dup[0][-1]} times in the batch; merge needs it unique")

@@ -3,13 +3,14 @@
 Curated SQL is user code kept in version control, so it is treated as untrusted twice over:
 statically, only one SELECT whose tables are ``base.<table>`` / ``curated.<table>`` (or its own
 CTEs) is accepted; at run time the connection sees only the Arrow data registered for those
-tables, with file-system access disabled and the configuration locked before the query runs.
+tables, with file-system access disabled (but for reading the lake) and the configuration locked
+before the query runs.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,9 @@ from medallion_assets.engine.curated.errors import CuratedError
 from medallion_assets.engine.memory import new_database
 from medallion_assets.engine.sqltext import is_snake_case, qualified, quote_identifier
 from medallion_assets.engine.sqltree import SqlRejected, parse_single_select, walk
-from medallion_assets.engine.storage.lake import LakeRoot, as_path, open_delta
+from medallion_assets.engine.storage.delta_copy import WRITER_PART
+from medallion_assets.engine.storage.lake import LakePath, LakeRoot, as_path, open_delta
+from medallion_assets.engine.storage.scan import register_delta
 
 SCHEMAS = ("base", "curated")
 # Table functions that generate rows and touch neither files nor settings.
@@ -147,38 +150,61 @@ def sandbox(
     source: str,
     arrow: Mapping[TableRef, Any] | None = None,
     variables: Mapping[str, Any] | None = None,
+    also_reads: Sequence[Path | LakePath] = (),
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB connection where ``base.x`` / ``curated.x`` are views over Arrow data.
+    """An in-memory DuckDB database where ``base.x`` / ``curated.x`` are views of the tables.
 
     Tables come from ``arrow`` when given there (an Arrow table or dataset already in hand),
-    otherwise from the Delta table at ``<data_dir>/<schema>/<table>``; a missing one is an error
-    naming ``source``. External access is switched off and the configuration locked.
+    otherwise from the Delta table at ``<data_dir>/<schema>/<table>``, read by DuckDB's own
+    Parquet reader on local disk (a lazy Arrow dataset elsewhere); a missing one is an error
+    naming ``source``. File access is then switched off but for reading those tables' folders and
+    ``also_reads`` (the tables the load itself merges into or maps keys against, which it adds as
+    views later), and the configuration locked.
     """
 
     arrow = dict(arrow or {})
-    con = new_database()
+    con = new_database(part=1 - WRITER_PART)
     try:
         con.execute("SET python_enable_replacements = false")
         for schema in SCHEMAS:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         for ref in refs:
             data = arrow.get(ref)
-            if data is None:
+            handle = f"__table_{ref.schema}_{ref.table}"
+            if data is not None:
+                con.register(handle, data)
+            else:
                 path = delta_path(data_dir, ref)
                 if not is_delta_table(path):
                     raise CuratedError(f"{source}: reads {ref}, which does not exist yet (no Delta table at {path})")
-                data = open_delta(path).to_pyarrow_dataset()
-            handle = f"__arrow_{ref.schema}_{ref.table}"
-            con.register(handle, data)
+                register_delta(con, handle, open_delta(path))
             con.execute(f"CREATE VIEW {qualified(ref.schema, ref.table)} AS SELECT * FROM {quote_identifier(handle)}")
         for name, value in (variables or {}).items():
             check_identifier(name, "variable")
             con.execute(f"SET VARIABLE {name} = ?", [value])
+        readable = [as_path(p) for p in (*(delta_path(data_dir, ref) for ref in refs if ref not in arrow), *also_reads)]
+        folders = sorted({str(p.resolve()) + "/" for p in readable if isinstance(p, Path)})
+        if folders:
+            con.execute("SET allowed_directories = ?", [folders])
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
         yield con
     finally:
         con.close()
+
+
+def select_into(con: duckdb.DuckDBPyConnection, sql: str, table: str, *, source: str) -> None:
+    """Run a curated SELECT into the temporary table ``table`` of a :func:`sandbox` connection:
+    DuckDB holds the rows and spills them past its memory limit, none of it passes through Python."""
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_identifier(table)} AS {sql}")
+    except duckdb.Error as exc:
+        raise CuratedError(f"{source}: SQL failed: {exc}") from exc
+
+
+def column_types(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
+    """Each column of a relation with its DuckDB type, in order."""
+    return {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
 
 
 def run_select(
@@ -189,7 +215,8 @@ def run_select(
     arrow: Mapping[TableRef, Any] | None = None,
     variables: Mapping[str, Any] | None = None,
 ) -> pa.Table:
-    """Validate and run a curated SELECT; the result as an Arrow table."""
+    """Validate and run a curated SELECT; the result as an Arrow table (for small results: the
+    loads keep theirs in DuckDB with :func:`select_into`)."""
     refs = parse_select(sql, source=source)
     with sandbox(data_dir, refs, source=source, arrow=arrow, variables=variables) as con:
         try:

@@ -17,12 +17,13 @@ partitioned tables) go through ``write_deltalake`` with the stream (see :func:`w
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -35,14 +36,16 @@ import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Schema
 from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
-from medallion_assets.engine.memory import current_budget
+from medallion_assets.engine.memory import current_budget, new_database, parse_size
 from medallion_assets.engine.sqltext import quote_identifier as q
 from medallion_assets.engine.sqltext import string_literal
 from medallion_assets.engine.storage.lake import LakePath, is_delta, open_delta, write_delta
 
 FILE_SIZE = 64 << 20
 BATCH_ROWS = 1 << 17
-STRING_STATS_MAX = 32  # longer strings get no min/max (a prefix would not bound them exactly)
+STREAM_ROWS = 1 << 15  # rows per batch handed between two databases (wide rows: 15MB at 450 bytes a row)
+WRITER_PART = 0.25  # of a step's DuckDB memory, for the database copying a stream into Parquet
+STRING_STATS_MAX = 32  # longer strings are bounded by a prefix (the max one raised)
 
 
 @dataclass(frozen=True)
@@ -64,14 +67,17 @@ def write_query(
     file_size: int = FILE_SIZE,
     configuration: dict[str, str] | None = None,
     commit_properties: CommitProperties | None = None,
-    schema_mode: Literal["merge"] | None = None,
+    schema_mode: Literal["merge", "overwrite"] | None = None,
     remove: Sequence[str] = (),
+    schema: pa.Schema | None = None,
 ) -> Written:
     """Write the rows of ``query`` (run on ``con``) to the Delta table at ``target`` in one commit.
 
     ``mode="append"`` with ``remove`` (paths of the table's files, as its log names them) replaces
     those files by the new ones: the file-level rewrite of a change load. ``schema_mode="merge"``
-    adds the query's new columns to the table first."""
+    adds the query's new columns to the table first; ``schema_mode="overwrite"`` with
+    ``mode="overwrite"`` gives the table the query's schema. ``schema`` is the query's, when the
+    caller knows it (a stream that can be read only once)."""
     root = _local_path(target)
     simple_partitions = partition_by is None or len(partition_by) <= 1
     if root is None or not simple_partitions:
@@ -79,7 +85,7 @@ def write_query(
             con, query, target, mode=mode, partition_by=partition_by, configuration=configuration,
             commit_properties=commit_properties, schema_mode=schema_mode, remove=remove, file_size=file_size,
         )
-    schema = _query_schema(con, query)
+    schema = plain_schema(schema) if schema is not None else _query_schema(con, query)
     exists = is_delta(root)
     if exists and mode == "error":
         raise FileExistsError(f"Delta table {root} exists already")
@@ -99,8 +105,9 @@ def write_query(
         return Written(rows=rows, files=len(adds))
     stamp = int(time.time() * 1000)
     removes = [RemoveAction(path=p, data_change=True, deletion_timestamp=stamp) for p in remove]
+    replace_schema = mode == "overwrite" and schema_mode == "overwrite"
     table.create_write_transaction(
-        [*adds, *removes], mode=mode, schema=pa.schema(table.schema().to_arrow()),
+        [*adds, *removes], mode=mode, schema=schema if replace_schema else pa.schema(table.schema().to_arrow()),
         partition_by=list(partition_by) if partition_by else None, commit_properties=commit_properties,
     )
     return Written(rows=rows, files=len(adds), removed_files=len(removes))
@@ -156,10 +163,10 @@ def _copy_partitions(con: duckdb.DuckDBPyConnection, query: str, root: Path, fil
 
 
 def _query_schema(con: duckdb.DuckDBPyConnection, query: str) -> pa.Schema:
-    return _plain(con.sql(f"SELECT * FROM ({query}) LIMIT 0").to_arrow_table().schema)
+    return plain_schema(con.sql(f"SELECT * FROM ({query}) LIMIT 0").to_arrow_table().schema)
 
 
-def _plain(schema: pa.Schema) -> pa.Schema:
+def plain_schema(schema: pa.Schema) -> pa.Schema:
     """The types Delta stores (as the Parquet files DuckDB writes read back): plain strings and
     binaries, naive timestamps in microseconds."""
 
@@ -195,7 +202,7 @@ def _copy_to_parquet(con: duckdb.DuckDBPyConnection, query: str, root: Path, fol
     try:
         con.execute(
             f"COPY ({query}) TO '{staging.as_posix()}' (FORMAT parquet, COMPRESSION snappy, "
-            f"ROW_GROUP_SIZE_BYTES {_row_group_bytes()}, FILE_SIZE_BYTES {int(file_size)}, "
+            f"ROW_GROUP_SIZE_BYTES {_row_group_bytes(con)}, FILE_SIZE_BYTES {int(file_size)}, "
             "FILENAME_PATTERN 'part-{uuid}', OVERWRITE_OR_IGNORE true)"
         )
         final = []
@@ -208,10 +215,12 @@ def _copy_to_parquet(con: duckdb.DuckDBPyConnection, query: str, root: Path, fol
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _row_group_bytes() -> int:
-    """Row groups small enough that the writer's buffers (one per thread) fit the budget."""
-    budget = current_budget()
-    return int(max(4 << 20, min(64 << 20, budget.duckdb_limit // (8 * budget.threads))))
+def _row_group_bytes(con: duckdb.DuckDBPyConnection) -> int:
+    """Row groups small enough that the writer's buffers (one per thread) fit the database's limit."""
+    limit, threads = con.execute(
+        "SELECT current_setting('memory_limit'), current_setting('threads')"
+    ).fetchall()[0]
+    return int(max(4 << 20, min(64 << 20, parse_size(limit, least=0) // (8 * max(int(threads), 1)))))
 
 
 def _add_action(root: Path, path: Path, partition_values: dict[str, str | None]) -> AddAction:
@@ -228,12 +237,22 @@ def _add_action(root: Path, path: Path, partition_values: dict[str, str | None])
 
 
 def _file_stats(meta: pq.FileMetaData) -> dict:
-    """Delta's per-file statistics from the Parquet footer: rows, nulls, and min/max where exact."""
+    """Delta's per-file statistics from the Parquet footer: rows, nulls, and a min/max bound for
+    every column that has one.
+
+    Every column deltalake indexes must have its bounds: its pyarrow datasets turn a missing
+    min/max into ``column >= null``, which prunes the file from any scan filtering on that
+    column (a DuckDB query with ``WHERE`` over the dataset then silently loses the file's rows).
+    """
     schema = meta.schema.to_arrow_schema()
+    leaves = {meta.schema.column(i).path: i for i in range(meta.num_columns)}
     nulls: dict[str, int] = {}
     low: dict[str, object] = {}
     high: dict[str, object] = {}
-    for index, field in enumerate(schema):
+    for field in schema:
+        index = leaves.get(field.name)  # nested columns have several leaves: no statistics for them
+        if index is None:
+            continue
         count, lows, highs, complete = 0, [], [], True
         for group in range(meta.num_row_groups):
             stats = meta.row_group(group).column(index).statistics
@@ -254,17 +273,37 @@ def _file_stats(meta: pq.FileMetaData) -> dict:
 
 
 def _bounds(data_type: pa.DataType, lows: list, highs: list) -> tuple[object, object]:
+    """The file's min and max as Delta writes them in JSON; a bound that is not exact is widened
+    (a string's prefix, its last character raised for the max; a decimal one step of a float)."""
     if not lows:
         return None, None
-    if pa.types.is_integer(data_type):
-        return int(min(lows)), int(max(highs))
+    low, high = min(lows), max(highs)
+    if pa.types.is_boolean(data_type) or pa.types.is_integer(data_type):
+        return low, high
     if pa.types.is_date(data_type):
-        return min(lows).isoformat(), max(highs).isoformat()
-    if pa.types.is_string(data_type):
-        low, high = min(lows), max(highs)
-        if isinstance(low, str) and isinstance(high, str) and len(low) <= STRING_STATS_MAX and len(high) <= STRING_STATS_MAX:
-            return low, high
+        return low.isoformat(), high.isoformat()
+    if pa.types.is_timestamp(data_type):
+        zone = "Z" if data_type.tz is not None else ""
+        return (low.replace(tzinfo=None).isoformat(timespec="microseconds") + zone,
+                high.replace(tzinfo=None).isoformat(timespec="microseconds") + zone)
+    if pa.types.is_floating(data_type) or pa.types.is_decimal(data_type):
+        low, high = float(low), float(high)
+        if not (math.isfinite(low) and math.isfinite(high)):
+            return None, None
+        return math.nextafter(low, -math.inf), math.nextafter(high, math.inf)
+    if pa.types.is_string(data_type) and isinstance(low, str) and isinstance(high, str):
+        return low[:STRING_STATS_MAX], _upper_prefix(high)
     return None, None
+
+
+def _upper_prefix(value: str) -> str | None:
+    """The shortest string of at most ``STRING_STATS_MAX`` characters that is at least ``value``."""
+    if len(value) <= STRING_STATS_MAX:
+        return value
+    prefix = value[:STRING_STATS_MAX]
+    while prefix and ord(prefix[-1]) >= 0x10FFFF:
+        prefix = prefix[:-1]
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else None
 
 
 def _write_with_deltalake(
@@ -273,15 +312,54 @@ def _write_with_deltalake(
     """The same write through ``write_deltalake`` from a stream of batches (object storage, partitions)."""
     if remove:
         raise ValueError("replacing files is only done on local tables")
-    (rows,) = con.execute(f"SELECT count(*) FROM ({query})").fetchall()[0]
     reader = con.sql(query).to_arrow_reader(BATCH_ROWS)
-    schema = _plain(reader.schema)
+    counted = _Counted(reader)
     write_delta(
-        target, reader.cast(schema), mode=mode, partition_by=list(partition_by) if partition_by else None,
+        target, counted.reader(), mode=mode, partition_by=list(partition_by) if partition_by else None,
         configuration=configuration, commit_properties=commit_properties, schema_mode=schema_mode,
         target_file_size=file_size,
     )
-    return Written(rows=rows, files=0)
+    return Written(rows=counted.rows, files=0)
+
+
+class _Counted:
+    """A batch reader with the plain Delta types, counting the rows that pass through it."""
+
+    def __init__(self, source: pa.RecordBatchReader) -> None:
+        self.rows = 0
+        self._source = source
+        self.schema = plain_schema(source.schema)
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        for batch in self._source:
+            self.rows += batch.num_rows
+            yield batch.cast(self.schema)
+
+    def reader(self) -> pa.RecordBatchReader:
+        return pa.RecordBatchReader.from_batches(self.schema, self._batches())
+
+
+def write_reader(
+    reader: pa.RecordBatchReader,
+    target: Path | LakePath | str,
+    *,
+    mode: Literal["append", "overwrite"],
+    schema_mode: Literal["merge", "overwrite"] | None = None,
+) -> Written:
+    """Write a stream of batches (e.g. another DuckDB database's result) in one commit, in bounded
+    memory: on local disk DuckDB copies the stream into Parquet files (see :func:`write_query`),
+    in a database of its own held to ``WRITER_PART`` of the step's DuckDB share (the database
+    producing the stream has the rest)."""
+    if _local_path(target) is None:
+        counted = _Counted(reader)
+        write_delta(target, counted.reader(), mode=mode, schema_mode=schema_mode, target_file_size=FILE_SIZE)
+        return Written(rows=counted.rows, files=0)
+    con = new_database(part=WRITER_PART)
+    try:
+        con.register("__stream", reader)
+        return write_query(con, "SELECT * FROM __stream", target, mode=mode, schema_mode=schema_mode, schema=reader.schema)
+    finally:
+        con.close()
 
 
 def files_holding(table: DeltaTable, key: str, values: np.ndarray) -> tuple[list[str], int, int]:
@@ -304,7 +382,7 @@ def files_holding(table: DeltaTable, key: str, values: np.ndarray) -> tuple[list
     return [p for p, c in zip(paths, chosen, strict=True) if c], int(np.nansum(rows[chosen].astype("float64"))), total
 
 
-__all__ = ["Written", "files_holding", "local_root", "write_query"]
+__all__ = ["Written", "files_holding", "local_root", "merge_rows", "plain_schema", "write_query", "write_reader"]
 
 
 def merge_rows(

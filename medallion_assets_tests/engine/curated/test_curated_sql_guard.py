@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pytest
+from deltalake import write_deltalake
 
 from medallion_assets.engine.curated import CuratedError, load_curated_model, parse_select, run_select
 from medallion_assets.engine.curated.sql import TableRef, sandbox
@@ -56,6 +58,15 @@ def test_runtime_connection_has_no_file_access_and_a_locked_configuration(tmp_pa
             con.execute("SET enable_external_access = true")
     assert run_select("SELECT current_setting('enable_external_access') AS ext", tmp_path,
                       source="x.sql").column("ext").to_pylist() == [False]
+
+
+def test_the_sandbox_reads_its_tables_folders_and_nothing_else_of_the_lake(tmp_path: Path) -> None:
+    write_deltalake(str(tmp_path / "base" / "x"), pa.table({"a": [1]}))
+    (tmp_path / "base" / "secret.csv").write_text("a\n1\n")
+    with sandbox(tmp_path, [TableRef("base", "x")], source="x.sql") as con:
+        assert con.execute("SELECT a FROM base.x").fetchall() == [(1,)]  # DuckDB reads the table's own files
+        with pytest.raises(duckdb.Error, match="Permission|disabled"):
+            con.execute(f"SELECT * FROM read_csv('{tmp_path / 'base' / 'secret.csv'}')").fetchall()
 
 
 def _write_model(folder: Path, yaml: str, sql: dict[str, str]) -> Path:
