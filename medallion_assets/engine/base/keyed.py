@@ -23,12 +23,19 @@ from medallion_assets.engine.base import history
 from medallion_assets.engine.base.history import HistorySpec
 from medallion_assets.engine.base.model import BaseTable, state_path, table_path
 from medallion_assets.engine.base.reader import Extract
-from medallion_assets.engine.base.schema import BaseLoadError, _plain_type, align
+from medallion_assets.engine.base.schema import BaseLoadError, align
 from medallion_assets.engine.base.staging import drop_staged, read_extract
 from medallion_assets.engine.outcome import WriteCounts
 from medallion_assets.engine.sqltext import quote_identifier as q
 from medallion_assets.engine.sqltext import timestamp_literal
-from medallion_assets.engine.storage.delta_copy import files_holding, is_local, local_root, merge_rows, write_query
+from medallion_assets.engine.storage.delta_copy import (
+    files_holding,
+    is_local,
+    local_root,
+    merge_rows,
+    plain_schema,
+    write_query,
+)
 from medallion_assets.engine.storage.lake import LakeRoot, compact, open_delta
 from medallion_assets.engine.storage.paths import inside, parse_landing_file
 from medallion_assets.engine.storage.scan import connect, native_files, register_delta, stream
@@ -277,7 +284,7 @@ def _commit_keyed(
     if not (changes.inserted or changes.updated or changes.soft_deleted or changes.removed or _any_rows(con, changes.source)):
         return
     stored = pa.schema(target.schema().to_arrow())
-    source_schema = _plain(con.sql(f"SELECT {cols} FROM {changes.source} LIMIT 0").to_arrow_table().schema)
+    source_schema = plain_schema(con.sql(f"SELECT {cols} FROM {changes.source} LIMIT 0").to_arrow_table().schema)
     missing = [source_schema.field(c) for c in columns if c not in stored.names]
     if missing:
         target.alter.add_columns(list(Schema.from_arrow(pa.schema(missing)).fields))
@@ -306,10 +313,6 @@ def _commit_keyed(
 
 def _any_rows(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
     return bool(con.execute(f"SELECT EXISTS (SELECT 1 FROM {relation})").fetchall()[0][0])
-
-
-def _plain(schema: pa.Schema) -> pa.Schema:
-    return pa.schema([pa.field(f.name, _plain_type(f.type)) for f in schema])
 
 
 def _rewrite_ranges(

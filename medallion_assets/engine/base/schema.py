@@ -11,6 +11,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from medallion_assets.engine.sqltext import InvalidName, to_snake_case
+from medallion_assets.engine.storage.delta_copy import plain_type
 
 
 class BaseLoadError(ValueError):
@@ -34,24 +35,11 @@ def normalise_names(table: pa.Table, where: str) -> pa.Table:
     return table.rename_columns(new_names)
 
 
-def _plain_type(data_type: pa.DataType) -> pa.DataType:
-    """The type Base stores: naive timestamps in microseconds, plain strings and binaries."""
-    if pa.types.is_timestamp(data_type):
-        return pa.timestamp("us")
-    if pa.types.is_large_string(data_type) or pa.types.is_string_view(data_type):
-        return pa.string()
-    if pa.types.is_large_binary(data_type) or pa.types.is_binary_view(data_type):
-        return pa.binary()
-    if pa.types.is_dictionary(data_type):
-        return _plain_type(data_type.value_type)
-    return data_type
-
-
 def plain_types(table: pa.Table) -> pa.Table:
     """Normalise storage types; tz-aware timestamps become naive UTC."""
     columns = []
     for column, field in zip(table.columns, table.schema, strict=True):
-        target = _plain_type(field.type)
+        target = plain_type(field.type)
         if pa.types.is_timestamp(field.type) and field.type.tz is not None:
             # Arrow stores instants in UTC; dropping the zone keeps the UTC wall time.
             column = column.cast(pa.timestamp(field.type.unit))

@@ -166,22 +166,23 @@ def _query_schema(con: duckdb.DuckDBPyConnection, query: str) -> pa.Schema:
     return plain_schema(con.sql(f"SELECT * FROM ({query}) LIMIT 0").to_arrow_table().schema)
 
 
+def plain_type(data_type: pa.DataType) -> pa.DataType:
+    """The type the lake stores (as the Parquet files DuckDB writes read back): plain strings and
+    binaries, naive timestamps in microseconds, dictionaries decoded."""
+    if pa.types.is_timestamp(data_type):
+        return pa.timestamp("us")
+    if pa.types.is_large_string(data_type) or pa.types.is_string_view(data_type):
+        return pa.string()
+    if pa.types.is_large_binary(data_type) or pa.types.is_binary_view(data_type):
+        return pa.binary()
+    if pa.types.is_dictionary(data_type):
+        return plain_type(data_type.value_type)
+    return data_type
+
+
 def plain_schema(schema: pa.Schema) -> pa.Schema:
-    """The types Delta stores (as the Parquet files DuckDB writes read back): plain strings and
-    binaries, naive timestamps in microseconds."""
-
-    def plain(data_type: pa.DataType) -> pa.DataType:
-        if pa.types.is_timestamp(data_type):
-            return pa.timestamp("us")
-        if pa.types.is_large_string(data_type) or pa.types.is_string_view(data_type):
-            return pa.string()
-        if pa.types.is_large_binary(data_type) or pa.types.is_binary_view(data_type):
-            return pa.binary()
-        if pa.types.is_dictionary(data_type):
-            return plain(data_type.value_type)
-        return data_type
-
-    return pa.schema([pa.field(f.name, plain(f.type)) for f in schema])
+    """:func:`plain_type` of every field."""
+    return pa.schema([pa.field(f.name, plain_type(f.type)) for f in schema])
 
 
 def _add_new_columns(table: DeltaTable, schema: pa.Schema) -> DeltaTable:
@@ -382,7 +383,7 @@ def files_holding(table: DeltaTable, key: str, values: np.ndarray) -> tuple[list
     return [p for p, c in zip(paths, chosen, strict=True) if c], int(np.nansum(rows[chosen].astype("float64"))), total
 
 
-__all__ = ["Written", "files_holding", "local_root", "merge_rows", "plain_schema", "write_query", "write_reader"]
+__all__ = ["Written", "files_holding", "local_root", "merge_rows", "plain_schema", "plain_type", "write_query", "write_reader"]
 
 
 def merge_rows(
