@@ -21,7 +21,11 @@ What it does, per shape and size N:
   to an append table that holds day 1; ``overwrite`` day 2 replacing day 1 in an overwrite table;
   ``fact`` one overwrite build of ``fact_lines`` from a base table of the N day-1 rows, its
   ``region_key`` mapped to an SCD2 ``dim_region`` (N/100 keys, two loads so 10% of the keys have
-  two versions) by the fact's ``calendar_key``, and ``calendar_key`` checked against ``dim_calendar``.
+  two versions) by the fact's ``calendar_key``, and ``calendar_key`` checked against ``dim_calendar``;
+  ``fact_change`` the same fact with ``write_pattern: merge`` over an scd1 base table, reading
+  only rows changed since its last load (``getvariable('changed_since')``): built from day 1,
+  then, after the base load of day 2, again; the second build is measured (``full_build_s`` is
+  the first).
   The day-1 loads the change cases start from are setup: run the same way, printed as progress
   lines, not in the table.
 * measures the floor: the least any engine must do with the same extract. DuckDB, with
@@ -81,7 +85,7 @@ from pathlib import Path
 
 DAY1, DAY2 = date(2026, 1, 1), date(2026, 1, 2)
 SOURCE = "bench"
-CASES = ("scd2_initial", "scd2_change", "scd1_change", "append", "overwrite", "fact")
+CASES = ("scd2_initial", "scd2_change", "scd1_change", "append", "overwrite", "fact", "fact_change")
 SHAPES = ("narrow", "wide")
 FLOOR_BATCH_ROWS = 100_000
 SAMPLE_SECONDS = 0.05
@@ -196,7 +200,7 @@ def landing_path(data_dir: Path, shape: str, day: date) -> Path:
 # --- metadata of the tables under test -------------------------------------------------------
 
 
-def base_table(shape: str, behaviour: str):
+def base_table(shape: str, behaviour: str, name: str | None = None):
     from medallion_assets.engine.base.model import BaseTable
 
     keyed = behaviour in ("scd1", "scd2")
@@ -204,7 +208,7 @@ def base_table(shape: str, behaviour: str):
         {
             "object": shape,
             "source": SOURCE,
-            "name": f"{SOURCE}_{shape}_{behaviour}",
+            "name": name or f"{SOURCE}_{shape}_{behaviour}",
             "landing": [{"source": SOURCE, "object": shape}],
             "format": "parquet",
             "write_behaviour": behaviour,
@@ -236,7 +240,12 @@ def calendar_dimension():
     return CalendarMeta(CalendarSpec(start=CALENDAR[0], end=CALENDAR[1]))
 
 
-def lines_fact(shape: str, rows: int):
+FACT_BASE = f"{SOURCE}_fact_lines"  # the fact_change case's scd1 base table
+
+
+def lines_fact(shape: str, rows: int, *, merge: bool = False):
+    """``fact_lines`` over the floor's table (overwrite), or with ``merge`` over an scd1 base table,
+    reading only the rows changed since its last load (``changed_since``)."""
     from medallion_assets.engine.curated.model import FactMeta, FactSpec
     from medallion_assets.engine.curated.sql import parse_select
 
@@ -245,14 +254,17 @@ def lines_fact(shape: str, rows: int):
     sql = (
         "SELECT customer_id AS line_key, region_id AS region_key, "
         "CAST(strftime(modified_at, '%Y%m%d') AS INTEGER) AS calendar_key, "
-        f"{', '.join(rest)} FROM base.{LINES_TABLE}"
+        f"{', '.join(rest)} FROM base.{FACT_BASE if merge else LINES_TABLE}"
     )
+    if merge:
+        sql += " WHERE getvariable('changed_since') IS NULL OR lh_modified_date > getvariable('changed_since')"
     source = "benchmarks/scale.py:fact_lines"
     dimensions = {"region": region_dimension(), "calendar": calendar_dimension()}
+    pattern = {"write_pattern": "merge", "primary_key": ["line_key"]} if merge else {}
     return FactMeta(
         kind="fact",
-        name="lines",
-        spec=FactSpec(degenerate_keys=["line_key"]),
+        name="lines_merged" if merge else "lines",
+        spec=FactSpec(degenerate_keys=["line_key"], **pattern),
         sql=sql,
         sql_path=Path(source),
         reads=parse_select(sql, source=source),
@@ -303,11 +315,11 @@ def child_load(spec: dict) -> dict:
     """One ``load_partition`` of a base table."""
     from medallion_assets.engine.base import load_partition
 
-    table = base_table(spec["shape"], spec["behaviour"])
+    table = base_table(spec["shape"], spec["behaviour"], spec.get("table"))
     started = time.perf_counter()
     result = load_partition(table, Path(spec["data_dir"]), date.fromisoformat(spec["day"]))
     seconds = time.perf_counter() - started
-    counts = ("rows_read", "inserted", "updated", "soft_deleted", "unchanged", "removed")
+    counts = ("rows_read", "inserted", "updated", "soft_deleted", "unchanged", "replaced")
     return {"seconds": seconds, "status": result.status, **{name: getattr(result, name) for name in counts}}
 
 
@@ -344,11 +356,12 @@ def child_fact(spec: dict) -> dict:
     """One ``load_fact`` of fact_lines (overwrite), keys mapped to dim_region and dim_calendar."""
     from medallion_assets.engine.curated import load_fact
 
-    fact = lines_fact(spec["shape"], spec["rows"])
+    fact = lines_fact(spec["shape"], spec["rows"], merge=spec.get("merge", False))
     started = time.perf_counter()
-    result = load_fact(fact, Path(spec["data_dir"]))
+    result = load_fact(fact, Path(spec["data_dir"]), now=datetime.fromisoformat(spec["now"]) if "now" in spec else None)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "row_count": result.row_count, "unmatched": result.unmatched}
+    counts = {"inserted": result.inserted, "updated": result.updated}
+    return {"seconds": seconds, "row_count": result.row_count, "unmatched": result.unmatched, **counts}
 
 
 CHILD_STEPS = {
@@ -509,7 +522,7 @@ class Run:
     cases: tuple[str, ...]
 
 
-NEEDS_DAY2 = {"scd2_change", "scd1_change", "append", "overwrite"}
+NEEDS_DAY2 = {"scd2_change", "scd1_change", "append", "overwrite", "fact_change"}
 SETUP = {"scd2_change": "scd2", "scd1_change": "scd1", "append": "append", "overwrite": "overwrite"}
 
 
@@ -552,7 +565,9 @@ def measure_floors(run: Run, shape: str, rows: int, data_dir: Path, days: list[d
     return floors
 
 
-def load_step(run: Run, shape: str, rows: int, data_dir: Path, behaviour: str, day: date, tag: str) -> StepResult:
+def load_step(
+    run: Run, shape: str, rows: int, data_dir: Path, behaviour: str, day: date, tag: str, table: str | None = None
+) -> StepResult:
     spec = {
         "step": "load",
         "label": f"{shape}-{rows}-{tag}",
@@ -560,14 +575,42 @@ def load_step(run: Run, shape: str, rows: int, data_dir: Path, behaviour: str, d
         "shape": shape,
         "behaviour": behaviour,
         "day": day.isoformat(),
+        **({"table": table} if table else {}),
     }
     return run_step(spec, run)
+
+
+def fact_change_case(run: Run, shape: str, rows: int, data_dir: Path) -> StepResult:
+    """A merge fact over an scd1 base table: built from day 1 (every row), then, after the base
+    load of day 2, from the rows that day changed; the second build is measured."""
+    setup = run_step({"step": "dimension", "label": f"{shape}-{rows}-fact-change-dims", "data_dir": str(data_dir), "rows": rows}, run)
+    fact = {"step": "fact", "data_dir": str(data_dir), "shape": shape, "rows": rows, "merge": True}
+    steps = [("setup: dim_calendar + 2 loads of SCD2 dim_region", setup)]
+    for day in (DAY1, DAY2):  # the loads' clock is the real one, as in a deployment: base rows carry their load time
+        if not all(step.ok for _, step in steps):
+            break
+        base = load_step(run, shape, rows, data_dir, "scd1", day, f"fact-change-base-{day}", table=FACT_BASE)
+        steps.append((f"setup: scd1 base load of {day}", base))
+        progress(*steps[-1])
+        if base.ok:
+            build = run_step({**fact, "label": f"{shape}-{rows}-fact-merge-{day}"}, run)
+            steps.append((f"fact merge build after {day}", build))
+            if day == DAY1:
+                progress(*steps[-1])
+    failed = [f"{what}: {step.error}" for what, step in steps if not step.ok]
+    if failed:
+        return StepResult(label="fact_change", ok=False, error=failed[0])
+    measured = steps[-1][1]
+    measured.figures["full_build_s"] = round(steps[2][1].seconds, 2)
+    return measured
 
 
 def run_case(run: Run, shape: str, rows: int, data_dir: Path, case: str, done: dict[str, StepResult]) -> StepResult:
     """The measured step of ``case``, after its setup (a day-1 load or the dimension) when needed."""
     if case == "scd2_initial":
         return load_step(run, shape, rows, data_dir, "scd2", DAY1, case)
+    if case == "fact_change":
+        return fact_change_case(run, shape, rows, data_dir)
     if case == "fact":
         setup = run_step(
             {"step": "dimension", "label": f"{shape}-{rows}-fact-setup", "data_dir": str(data_dir), "rows": rows}, run

@@ -207,8 +207,10 @@ def _is_out_of_memory(exc: BaseException) -> bool:
     if isinstance(exc, duckdb.OutOfMemoryException | MemoryError):
         return True
     text = str(exc)
-    # A Delta writer reading DuckDB's stream reports DuckDB's error inside its own.
-    return "Out of Memory Error" in text or "No space left on device" in text or "max_temp_directory_size" in text
+    # A Delta writer reading DuckDB's stream reports DuckDB's error inside its own; delta-rs's
+    # own memory pool (a merge) says "Resources exhausted".
+    markers = ("Out of Memory Error", "No space left on device", "max_temp_directory_size", "Resources exhausted")
+    return any(marker in text for marker in markers)
 
 
 @contextmanager

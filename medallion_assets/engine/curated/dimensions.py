@@ -12,7 +12,7 @@ order so a rerun on the same input produces the same ids. ``-1`` is the unknown 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -162,7 +162,15 @@ class MergePlan:
     def rows(self, con: duckdb.DuckDBPyConnection, *, scd2: bool) -> pa.RecordBatchReader:
         """The merged rows as a stream, with the dimension's column types."""
         reader = con.sql(self.query, params=_bind(self.query, self.params)).to_arrow_reader(STREAM_ROWS)
-        return reader.cast(typed_schema(reader.schema, scd2=scd2))
+        typed = typed_schema(reader.schema, scd2=scd2)
+        return pa.RecordBatchReader.from_batches(typed, _cast_batches(reader, typed))
+
+
+def _cast_batches(reader: pa.RecordBatchReader, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """The reader's batches cast to ``schema``; the reader is closed when they stop, even midway."""
+    with reader:
+        for batch in reader:
+            yield batch.cast(schema)
 
 
 def _prepare(
@@ -418,6 +426,7 @@ def load_dimension(meta: DimensionMeta, data_dir: LakeRoot, *, now: datetime | N
     with table_lock(data_dir, meta.table), sandbox(data_dir, refs, source=source, also_reads=[path]) as con:
         select_into(con, meta.sql, "inc", source=source)
         check_incoming(con, id_column=meta.id_column, business_key=meta.business_key, source=source)
+        (rows_read,) = con.execute("SELECT count(*) FROM inc").fetchall()[0]
         existing = None if meta.spec.recreate or not is_delta_table(path) else open_delta(path)
         if existing is not None:
             register_delta(con, "ex_raw", existing)
@@ -427,12 +436,16 @@ def load_dimension(meta: DimensionMeta, data_dir: LakeRoot, *, now: datetime | N
             raise CuratedError(f"{source}: {meta.table}: {exc}") from None
         rows = plan.rows(con, scd2=meta.is_scd2)
         unchanged = existing is not None and not plan.changed and _same_schema(existing, rows.schema)
-        if not unchanged:
-            write_reader(rows, path, mode="overwrite", schema_mode="overwrite")
+        try:
+            if not unchanged:
+                write_reader(rows, path, mode="overwrite", schema_mode="overwrite")
+        finally:
+            rows.close()  # the connection refuses to close under a stream a failed writer left open
     return finish(
         meta.table,
         path,
         write_pattern=meta.spec.write_pattern,
+        rows_read=int(rows_read),
         inserted=plan.inserted,
         updated=plan.updated,
         soft_deleted=plan.deleted,

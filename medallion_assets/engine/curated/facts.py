@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable
+from deltalake import CommitProperties, DeltaTable
 
 from medallion_assets.engine.base.history import OPEN_END
 from medallion_assets.engine.clock import utc_now
@@ -234,6 +234,9 @@ def load_fact(
 
     The SQL can read ``getvariable('partition_date')`` (DATE) and ``getvariable('partition_key')``
     (yyyymmdd) to read less; for incremental facts the batch is cut to the partition's day anyway.
+    ``getvariable('changed_since')`` is when the load that wrote the table's current version
+    started (NULL when there is none to build on): a ``merge`` fact that reads only base rows
+    with a later ``lh_modified_date`` costs the day's change instead of the whole table.
     """
     now = now or utc_now()
     source = str(meta.sql_path)
@@ -242,6 +245,7 @@ def load_fact(
     variables = {
         "partition_date": partition_date,
         "partition_key": date_to_key(partition_date) if partition_date else None,
+        "changed_since": previous_load(path) if spec.write_pattern != "overwrite" else None,
     }
     dimensions = [curated_path(data_dir, d.table) for d in meta.dimensions.values()]
     refs = parse_select(meta.sql, source=source)
@@ -266,15 +270,18 @@ def load_fact(
                 raise CuratedError(f"{source}: {exc}") from None
             con.execute("DROP TABLE batch")
             relation = "mapped"
+        batch = _Batch(con, relation, now)
         with table_lock(data_dir, meta.table):
-            inserted, updated, deleted = _write(
-                meta, path, _Batch(con, relation, now), partition_date=partition_date, source=source
-            )
+            try:
+                inserted, updated, deleted = _write(meta, path, batch, partition_date=partition_date, source=source)
+            finally:
+                batch.close()
     written = [meta.table, *(meta.dimensions[d].table for d, n in inferred.items() if n)]
     return finish(
         meta.table,
         path,
         write_pattern=meta.spec.write_pattern,
+        rows_read=batch.num_rows,
         inserted=inserted,
         updated=updated,
         replaced=deleted,
@@ -283,6 +290,28 @@ def load_fact(
         warnings=warnings,
         written=written,
     )
+
+
+LOADED_AT = "medallion.loaded_at"  # commit metadata of a fact write: when its load started (UTC, ISO)
+_KEEPS_CONTENT = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END"})
+
+
+def previous_load(path: Path) -> datetime | None:
+    """When the load that wrote the table's current content started, from its commit's metadata;
+    ``None`` when the content comes from anything else (a restore, a delete, an older writer), so
+    the next load rebuilds from all rows rather than trust it."""
+    if not is_delta_table(path):
+        return None
+    for commit in open_delta(path).history(20):  # newest first
+        if LOADED_AT in commit:
+            return datetime.fromisoformat(str(commit[LOADED_AT]))
+        if commit.get("operation") not in _KEEPS_CONTENT:
+            return None
+    return None
+
+
+def _loaded_at(now: datetime) -> CommitProperties:
+    return CommitProperties(custom_metadata={LOADED_AT: now.isoformat()})
 
 
 def _checked_columns(con: duckdb.DuckDBPyConnection, meta: FactMeta, *, partition_date: date | None, source: str) -> list[str]:
@@ -343,13 +372,20 @@ class _Batch:
         self.con, self.relation, self.now = con, relation, now
         self.types = column_types(con, relation)
         (self.num_rows,) = con.execute(f"SELECT count(*) FROM {relation}").fetchall()[0]
+        self._streams: list[pa.RecordBatchReader] = []
 
     def one(self, sql: str) -> tuple:
         return self.con.execute(sql.replace("{rows}", self.relation)).fetchall()[0]
 
     def stream(self) -> pa.RecordBatchReader:
         query = f"SELECT *, CAST($now AS TIMESTAMP) AS lh_modified_date FROM {self.relation}"
-        return self.con.sql(query, params={"now": self.now}).to_arrow_reader(STREAM_ROWS)
+        self._streams.append(self.con.sql(query, params={"now": self.now}).to_arrow_reader(STREAM_ROWS))
+        return self._streams[-1]
+
+    def close(self) -> None:
+        """End the streams a failed writer left half read (the connection refuses to close under them)."""
+        for stream in self._streams:
+            stream.close()
 
 
 def _write(meta: FactMeta, path: Path, batch: _Batch, *, partition_date: date | None, source: str) -> tuple[int, int, int]:
@@ -365,10 +401,10 @@ def _write(meta: FactMeta, path: Path, batch: _Batch, *, partition_date: date | 
             if pattern in ("incremental", "replace", "merge") and not exists:
                 _check_batch(meta, batch, source)
             old = open_delta(path).to_pyarrow_dataset().count_rows() if exists else 0
-            write_reader(batch.stream(), path, mode="overwrite", schema_mode="overwrite")
+            write_reader(batch.stream(), path, mode="overwrite", schema_mode="overwrite", commit_properties=_loaded_at(batch.now))
             return batch.num_rows, 0, old
         if pattern == "append":
-            write_delta(path, batch.stream(), mode="append")
+            write_delta(path, batch.stream(), mode="append", commit_properties=_loaded_at(batch.now))
             return batch.num_rows, 0, 0
         _check_batch(meta, batch, source)
         if batch.num_rows == 0 and (pattern != "incremental" or partition_date is None):
@@ -376,7 +412,7 @@ def _write(meta: FactMeta, path: Path, batch: _Batch, *, partition_date: date | 
         if pattern == "merge":
             predicate = " AND ".join(f"t.{q(c)} = s.{q(c)}" for c in spec.primary_key)
             metrics = (
-                merge_rows(open_delta(path), batch.stream(), predicate=predicate)
+                merge_rows(open_delta(path), batch.stream(), predicate=predicate, commit_properties=_loaded_at(batch.now))
                 .when_matched_update_all()
                 .when_not_matched_insert_all()
                 .execute()
@@ -384,7 +420,7 @@ def _write(meta: FactMeta, path: Path, batch: _Batch, *, partition_date: date | 
             return int(metrics.get("num_target_rows_inserted", 0)), int(metrics.get("num_target_rows_updated", 0)), 0
         predicate, replaced = _replaced_rows(meta, batch, partition_date=partition_date)
         old = open_delta(path).to_pyarrow_dataset().count_rows(filter=replaced)
-        write_delta(path, batch.stream(), mode="overwrite", predicate=predicate)
+        write_delta(path, batch.stream(), mode="overwrite", predicate=predicate, commit_properties=_loaded_at(batch.now))
         return batch.num_rows, 0, old
     except CuratedError:
         raise

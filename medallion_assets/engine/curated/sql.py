@@ -10,6 +10,7 @@ before the query runs.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,7 +191,19 @@ def sandbox(
         con.execute("SET lock_configuration = true")
         yield con
     finally:
-        con.close()
+        _close(con)
+
+
+def _close(con: duckdb.DuckDBPyConnection) -> None:
+    """Close the database, first stopping a stream of its results that a failed writer (delta-rs
+    reads on threads of its own) may still be pulling; the load's own error stays the one raised."""
+    for _ in range(100):
+        try:
+            con.close()
+            return
+        except duckdb.Error:  # "connection is busy with another call"
+            con.interrupt()
+            time.sleep(0.02)
 
 
 def select_into(con: duckdb.DuckDBPyConnection, sql: str, table: str, *, source: str) -> None:

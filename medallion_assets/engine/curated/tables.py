@@ -68,7 +68,7 @@ def finish(
     path: Path,
     *,
     write_pattern: str | None = None,
-    rows_read: int | None = None,
+    rows_read: int | None = None,  # rows the SQL returned (for an incremental fact: of the partition's day)
     inserted: int,
     updated: int,
     soft_deleted: int = 0,

@@ -346,6 +346,7 @@ def write_reader(
     *,
     mode: Literal["append", "overwrite"],
     schema_mode: Literal["merge", "overwrite"] | None = None,
+    commit_properties: CommitProperties | None = None,
 ) -> Written:
     """Write a stream of batches (e.g. another DuckDB database's result) in one commit, in bounded
     memory: on local disk DuckDB copies the stream into Parquet files (see :func:`write_query`),
@@ -353,12 +354,18 @@ def write_reader(
     producing the stream has the rest)."""
     if _local_path(target) is None:
         counted = _Counted(reader)
-        write_delta(target, counted.reader(), mode=mode, schema_mode=schema_mode, target_file_size=FILE_SIZE)
+        write_delta(
+            target, counted.reader(), mode=mode, schema_mode=schema_mode, target_file_size=FILE_SIZE,
+            commit_properties=commit_properties,
+        )
         return Written(rows=counted.rows, files=0)
     con = new_database(part=WRITER_PART)
     try:
         con.register("__stream", reader)
-        return write_query(con, "SELECT * FROM __stream", target, mode=mode, schema_mode=schema_mode, schema=reader.schema)
+        return write_query(
+            con, "SELECT * FROM __stream", target, mode=mode, schema_mode=schema_mode, schema=reader.schema,
+            commit_properties=commit_properties,
+        )
     finally:
         con.close()
 
@@ -387,17 +394,25 @@ __all__ = ["Written", "files_holding", "local_root", "merge_rows", "plain_schema
 
 
 def merge_rows(
-    table: DeltaTable, source: pa.Table | pa.RecordBatchReader, *, predicate: str, source_alias: str = "s", target_alias: str = "t"
+    table: DeltaTable,
+    source: pa.Table | pa.RecordBatchReader,
+    *,
+    predicate: str,
+    source_alias: str = "s",
+    target_alias: str = "t",
+    commit_properties: CommitProperties | None = None,
 ):
     """deltalake's MERGE of ``source`` into ``table`` (add the ``when_...`` clauses, then
-    ``execute()``), streamed and held to the step's memory budget: past a quarter of the step's
-    share (DuckDB, which feeds the source, holds the rest), delta-rs spills to disk instead of
-    growing (its merge memory grew after deltalake 1.5)."""
+    ``execute()``), streamed and held to the step's memory budget: delta-rs gets half of the
+    step's share as its memory pool (DuckDB, which only streams the source meanwhile, keeps the
+    rest) and spills past it where it can; its hash join cannot, so a source too big for the
+    pool fails as a :class:`MemoryBudgetError` (its memory grew after deltalake 1.5)."""
     return table.merge(
         source,
         predicate,
         source_alias=source_alias,
         target_alias=target_alias,
         streamed_exec=True,
-        max_spill_size=current_budget().share // 4,
+        max_spill_size=current_budget().share // 2,
+        commit_properties=commit_properties,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -166,6 +166,40 @@ def test_merge_by_primary_key(tmp_path: Path) -> None:
     _lines(tmp_path, [(4, 20260101, 1), (4, 20260101, 2)])
     with pytest.raises(CuratedError, match="line_key = 4 occurs 2 times"):
         load_fact(merge, tmp_path)
+
+
+CHANGED_SQL = (
+    "SELECT id AS line_key, day AS calendar_key, amount FROM base.lines "
+    "WHERE getvariable('changed_since') IS NULL OR lh_modified_date > getvariable('changed_since')"
+)
+
+
+def test_a_merge_fact_can_read_only_the_base_rows_changed_since_its_last_load(tmp_path: Path) -> None:
+    model = _model(tmp_path / "m", CAL + "facts:\n  f: {write_pattern: merge, primary_key: [line_key], degenerate_keys: [line_key]}\n",
+                   {"fact_f.sql": CHANGED_SQL})
+    load_calendar(model.calendar, tmp_path)
+    fact = model.facts["fact_f"]
+
+    def lines(rows: list[tuple[int, int, datetime]]) -> None:
+        _base(tmp_path, "lines", {"id": [r[0] for r in rows], "day": pa.array([20260101] * len(rows), pa.int32()),
+                                  "amount": [r[1] for r in rows], "lh_modified_date": pa.array([r[2] for r in rows], pa.timestamp("us"))})
+
+    day1, day2, day3 = datetime(2026, 1, 1, 22), datetime(2026, 1, 2, 22), datetime(2026, 1, 3, 22)
+    lines([(1, 10, day1), (2, 20, day1), (3, 30, day1)])
+    first = load_fact(fact, tmp_path, now=day1 + timedelta(minutes=5))
+    assert first.inserted == 3
+    lines([(1, 10, day1), (2, 25, day2), (3, 30, day1), (4, 40, day2)])  # the base load of day 2 changed 2 and added 4
+    second = load_fact(fact, tmp_path, now=day2 + timedelta(minutes=5))
+    assert second.rows_read == 2 and (second.inserted, second.updated) == (1, 1)  # only the two changed rows were read
+    assert _content(tmp_path) == [(1, 20260101, 10), (2, 20260101, 25), (3, 20260101, 30), (4, 20260101, 40)]
+    DeltaTable(str(tmp_path / "curated" / "fact_f")).optimize.compact()  # keeps the content: still builds on it
+    lines([(1, 11, day3), (2, 25, day2), (3, 30, day1), (4, 40, day2)])
+    third = load_fact(fact, tmp_path, now=day3 + timedelta(minutes=5))
+    assert (third.inserted, third.updated) == (0, 1)
+    DeltaTable(str(tmp_path / "curated" / "fact_f")).restore(0)  # a rollback: the next load reads every row again
+    fourth = load_fact(fact, tmp_path, now=day3 + timedelta(minutes=10))
+    assert (fourth.inserted, fourth.updated) == (1, 3)
+    assert _content(tmp_path) == [(1, 20260101, 11), (2, 20260101, 25), (3, 20260101, 30), (4, 20260101, 40)]
 
 
 def test_incremental_replaces_the_dates_in_the_batch_or_the_partition(tmp_path: Path) -> None:

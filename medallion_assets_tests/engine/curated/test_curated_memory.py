@@ -18,7 +18,7 @@ from deltalake import DeltaTable
 
 from medallion_assets.engine.curated import load_curated_model, load_dimension, load_fact
 from medallion_assets.engine.curated.calendar import load_calendar
-from medallion_assets.engine.memory import MEMORY_LIMIT_ENV, TEMP_DIR_ENV, connect
+from medallion_assets.engine.memory import MEMORY_LIMIT_ENV, TEMP_DIR_ENV, MemoryBudgetError, connect
 from medallion_assets.engine.storage.delta_copy import write_query
 
 T1, T2 = datetime(2026, 1, 1, 23), datetime(2026, 1, 2, 23)
@@ -27,8 +27,14 @@ dimensions:
   customer: {write_pattern: scd2, valid_from_column: modified_at}
   product: {write_pattern: scd1}
 facts:
-  sales: {write_pattern: merge, primary_key: [line_key], degenerate_keys: [line_key]}
+  sales: {%s, degenerate_keys: [line_key]}
 """
+PATTERNS = {
+    "merge": "write_pattern: merge, primary_key: [line_key]",
+    "overwrite": "write_pattern: overwrite",
+    "append": "write_pattern: append",
+    "incremental": "write_pattern: incremental",
+}
 SQL = {
     "dim_customer.sql": "SELECT customer_id AS customer_key, note, city, modified_at FROM base.customer",
     "dim_product.sql": "SELECT product_id AS product_key, note AS product_note FROM base.product",
@@ -37,9 +43,9 @@ SQL = {
 }
 
 
-def _model(folder: Path):
+def _model(folder: Path, pattern: str = "merge"):
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "model.yaml").write_text(MODEL)
+    (folder / "model.yaml").write_text(MODEL % PATTERNS[pattern])
     for name, text in SQL.items():
         (folder / name).write_text(text)
     return load_curated_model(folder)
@@ -81,8 +87,8 @@ def _fingerprint(path: Path, *, leave_out: tuple[str, ...] = ()) -> tuple:
         con.close()
 
 
-def _two_days(root: Path, *, customers: int, lines: int) -> dict[str, tuple]:
-    model = _model(root / "model")
+def _two_days(root: Path, *, customers: int, lines: int, pattern: str) -> dict[str, tuple]:
+    model = _model(root / "model", pattern)
     load_calendar(model.calendar, root)
     for day, now in ((1, T1), (2, T2)):
         _base(root, day=day, customers=customers, lines=lines)
@@ -95,15 +101,38 @@ def _two_days(root: Path, *, customers: int, lines: int) -> dict[str, tuple]:
     }
 
 
-def test_a_tiny_budget_spills_and_gives_the_same_dimensions_and_facts(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "pattern", ["merge", *(pytest.param(p, marks=pytest.mark.slow) for p in ("overwrite", "append", "incremental"))]
+)
+def test_a_tiny_budget_spills_and_gives_the_same_dimensions_and_facts(tmp_path, monkeypatch, pattern):
     monkeypatch.setenv(TEMP_DIR_ENV, str(tmp_path / "spill"))
     monkeypatch.setenv(MEMORY_LIMIT_ENV, "64GB")
-    unbounded = _two_days(tmp_path / "free", customers=100_000, lines=200_000)
+    unbounded = _two_days(tmp_path / "free", customers=100_000, lines=200_000, pattern=pattern)
     monkeypatch.setenv(MEMORY_LIMIT_ENV, "128MB")  # DuckDB gets 96MB: the merges and key joins spill
-    bounded = _two_days(tmp_path / "tight", customers=100_000, lines=200_000)
+    bounded = _two_days(tmp_path / "tight", customers=100_000, lines=200_000, pattern=pattern)
     assert bounded == unbounded
     assert unbounded["dim_customer"][1] == 100_000 + 2_000 + 1  # day 2 versions every 50th; the unknown member
-    assert unbounded["fact_sales"][1] == 200_000 + 4_000
+    # both days' lines appended; else day 2's 204,000 lines (merge: day 1's all updated or matched)
+    assert unbounded["fact_sales"][1] == (200_000 + 204_000 if pattern == "append" else 204_000)
+
+
+def test_a_merge_too_big_for_the_budget_fails_as_a_budget_error_and_leaves_the_fact(tmp_path, monkeypatch):
+    monkeypatch.setenv(TEMP_DIR_ENV, str(tmp_path / "spill"))
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "64GB")
+    model = _model(tmp_path / "model")
+    load_calendar(model.calendar, tmp_path)
+    _base(tmp_path, day=1, customers=1_000, lines=1_000_000)
+    for dimension in model.dimensions.values():
+        load_dimension(dimension, tmp_path, now=T1)
+    load_fact(model.facts["fact_sales"], tmp_path, now=T1)
+    before = _fingerprint(tmp_path / "curated" / "fact_sales")
+    _base(tmp_path, day=2, customers=1_000, lines=1_000_000)
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "64MB")  # delta-rs's pool is 32MB: the merge's hash join cannot fit
+    with pytest.raises(MemoryBudgetError) as caught:
+        load_fact(model.facts["fact_sales"], tmp_path, now=T2)
+    assert "table 'fact_sales'" in str(caught.value) and MEMORY_LIMIT_ENV in str(caught.value)
+    assert caught.value.transient is False
+    assert _fingerprint(tmp_path / "curated" / "fact_sales") == before
 
 
 _CHILD = """
