@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import pyarrow as pa
+from deltalake import DeltaTable
 
 from medallion_assets.engine.curated.keys import resolve_key_columns
 from medallion_assets.engine.curated.model import CalendarMeta, DimensionMeta, FactMeta
@@ -16,6 +18,7 @@ from medallion_assets.engine.curated.sql import is_delta_table, q
 from medallion_assets.engine.curated.tables import UNKNOWN_ID, curated_path
 from medallion_assets.engine.memory import new_database
 from medallion_assets.engine.storage.lake import LakeRoot, open_delta
+from medallion_assets.engine.storage.scan import register_delta
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ def check_dimension(meta: DimensionMeta, data_dir: LakeRoot) -> list[CheckOutcom
         return [missing]
     con = new_database()
     try:
-        con.register("d", open_delta(path).to_pyarrow_dataset())
+        register_delta(con, "d", open_delta(path))
         idc, bk = q(meta.id_column), q(meta.business_key)
         dup_ids = _scalar(con, f"SELECT count(*) FROM (SELECT {idc} FROM d GROUP BY 1 HAVING count(*) > 1)")
         unknown = _scalar(con, f"SELECT count(*) FROM d WHERE {idc} = {UNKNOWN_ID} AND NOT lh_is_deleted")
@@ -62,10 +65,11 @@ def check_dimension(meta: DimensionMeta, data_dir: LakeRoot) -> list[CheckOutcom
     return outcomes
 
 
-def _mapped_columns(meta: FactMeta, dataset) -> list:
+def _mapped_columns(meta: FactMeta, table: DeltaTable) -> list:
     """The fact's columns that came from key mapping (``<dim>[_<role>]_id`` and calendar keys)."""
-    key_like = [c[: -len("_id")] + "_key" for c in dataset.schema.names if c.endswith("_id")]
-    key_like += [c for c in dataset.schema.names if c.startswith("calendar") and c.endswith("_key")]
+    names = pa.schema(table.schema().to_arrow()).names
+    key_like = [c[: -len("_id")] + "_key" for c in names if c.endswith("_id")]
+    key_like += [c for c in names if c.startswith("calendar") and c.endswith("_key")]
     mappings, _ = resolve_key_columns(
         key_like, meta.dimensions, degenerate=meta.spec.degenerate_keys, source=meta.table, strict=False
     )
@@ -79,14 +83,14 @@ def check_unknown_share(meta: FactMeta, data_dir: LakeRoot) -> CheckOutcome:
     path = curated_path(data_dir, meta.table)
     if not is_delta_table(path):
         return CheckOutcome(name, False, f"{meta.table} has not been loaded")
-    dataset = open_delta(path).to_pyarrow_dataset()
+    table = open_delta(path)
     con = new_database()
     metadata: dict[str, Any] = {}
     too_high: dict[str, float] = {}
     try:
-        con.register("f", dataset)
+        register_delta(con, "f", table)
         total = int(_scalar(con, "SELECT count(*) FROM f"))
-        for mapping in _mapped_columns(meta, dataset):
+        for mapping in _mapped_columns(meta, table):
             unknown = int(_scalar(con, f"SELECT count(*) FROM f WHERE {q(mapping.target)} = {UNKNOWN_ID}"))
             share = unknown / total if total else 0.0
             limit = meta.spec.unknown_share_overrides.get(mapping.target, meta.spec.max_unknown_share)
@@ -105,19 +109,19 @@ def check_fact_references(meta: FactMeta, data_dir: LakeRoot) -> CheckOutcome:
     path = curated_path(data_dir, meta.table)
     if not is_delta_table(path):
         return CheckOutcome(name, False, f"{meta.table} has not been loaded")
-    dataset = open_delta(path).to_pyarrow_dataset()
-    mappings = _mapped_columns(meta, dataset)
+    table = open_delta(path)
+    mappings = _mapped_columns(meta, table)
     orphans: dict[str, int] = {}
     con = new_database()
     try:
-        con.register("f", dataset)
+        register_delta(con, "f", table)
         for mapping in mappings:
             dim = meta.dimensions[mapping.dimension]
             dim_path = curated_path(data_dir, dim.table)
             if not is_delta_table(dim_path):
                 orphans[mapping.target] = -1
                 continue
-            con.register(f"d_{mapping.dimension}", open_delta(dim_path).to_pyarrow_dataset())
+            register_delta(con, f"d_{mapping.dimension}", open_delta(dim_path))
             key = "calendar_key" if isinstance(dim, CalendarMeta) else q(dim.id_column)
             orphans[mapping.target] = int(
                 _scalar(
